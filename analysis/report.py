@@ -1,0 +1,259 @@
+"""Build the report folder: runs every section on an experiment, saves figures (figures/*.png)
+and tables (tables/*.csv), and writes report.md showing them with captions. A section that lacks
+data adds a note instead of failing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import plotting as P
+from analysis import tables as T
+from analysis.figures_accuracy import section_accuracy, section_followups
+from analysis.figures_consensus import section_consensus, section_init, section_votes
+from analysis.figures_similarity import section_tasks, section_techniques
+from analysis.initweights import InitFn
+from analysis.loading import Experiment, load_experiment
+from analysis.measures import compute_similarity, task_overlap
+from ltray.fileio import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Options:
+    reference: str = "global_unstructured"  # technique that figure 2's per-layer panels compare to
+    dpi: int = 110  # PNG resolution, dots per inch
+    strict: bool = False  # re-raise a failing section (tests) instead of noting the failure
+    init_weights: InitFn | None = None  # initial weights for figure 7; None: ltray.models
+
+
+@dataclass
+class Section:
+    title: str
+    report: "Report"
+    blocks: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.blocks.append(f"> Note: {text}")
+
+    def figure(self, fig, name: str, caption: str) -> Path:
+        path = P.save(fig, self.report.out / "figures" / f"{_safe(name)}.png", self.report.dpi)
+        self.report.figures.append(path)
+        rel = path.relative_to(self.report.out).as_posix()
+        self.blocks.append(f"![{caption}]({rel})\n\n*{caption}*")
+        return path
+
+    def table(self, df: pd.DataFrame, name: str, caption: str, show: bool = False) -> Path:
+        path = self.report.out / "tables" / f"{_safe(name)}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, df.to_csv(index=False))
+        self.report.tables.append(path)
+        rel = path.relative_to(self.report.out).as_posix()
+        self.blocks.append(f"Table [{rel}]({rel}): {caption} ({len(df)} rows).")
+        if show:
+            self.blocks.append(markdown_table(df))
+        return path
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _cell(v) -> str:
+    if isinstance(v, float | np.floating):
+        return "—" if np.isnan(v) else f"{v:.4g}"
+    return str(v).replace("|", "\\|")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (no extra dependency)."""
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "---|" * len(df.columns)
+    rows = ["| " + " | ".join(_cell(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join([head, rule, *rows])
+
+
+@dataclass
+class Report:
+    out: Path
+    dpi: int
+    sections: list[Section] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+
+    def section(self, title: str) -> Section:
+        sec = Section(title, self)
+        self.sections.append(sec)
+        return sec
+
+
+class Context:
+    """The experiment and options, plus mask-based results shared by several sections."""
+
+    def __init__(self, exp: Experiment, opts: Options, report: Report):
+        self.exp, self.opts, self.report = exp, opts, report
+        self._similarity, self._overlap, self._orders = None, None, {}
+
+    def similarity(self, sec: Section) -> pd.DataFrame | None:
+        if self._similarity is None:
+            if self.exp.similarity is not None and not self.exp.similarity.empty:
+                self._similarity = self.exp.similarity
+            else:
+                self._similarity = compute_similarity(self.exp)
+                state = "absent" if self.exp.similarity is None else "empty"
+                self.report.notes.append(f"similarity.csv is {state}: Jaccard distances were "
+                                         "computed from the mask files.")
+                if not self._similarity.empty:
+                    sec.table(self._similarity, "similarity_from_masks",
+                              "pairwise Jaccard distances computed from masks")
+        return self._similarity
+
+    def overlap(self, sec: Section) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self._overlap is None:
+            self._overlap = task_overlap(self.exp)
+        return self._overlap
+
+    def layer_order(self, arch: str, names) -> list[str]:
+        """Layers in network order (a mask file's order), else in the order given."""
+        if arch not in self._orders:
+            order = []
+            rows = self.exp.bespoke[self.exp.bespoke["arch"] == arch]
+            for _, row in rows.head(5).iterrows():
+                mask = self.exp.mask(self.exp.mask_file(row))
+                if mask is not None:
+                    order = list(mask)
+                    break
+            self._orders[arch] = order
+        known = [n for n in self._orders[arch] if n in set(names)]
+        return known + [n for n in names if n not in known]
+
+
+def section_headline(ctx: Context, sec: Section) -> None:
+    wide, long = T.headline(ctx.exp.consensus, ctx.exp.followups, ctx.exp.plan)
+    if wide.empty:
+        sec.note("No consensus masks yet: the headline table needs consensus.csv.")
+        return
+    sec.table(wide, "headline", "per architecture and consensus recipe")
+    if long.empty:
+        sec.note("No follow-up results yet: accuracy gaps are missing.")
+    else:
+        sec.table(long, "headline_per_target", "accuracies and gap per target task")
+    shown = pd.DataFrame({
+        "arch": wide["arch"], "recipe": wide["recipe"], "threshold": wide["threshold"].astype(int),
+        "seeds": wide["n_seeds"], "consensus sparsity (%)": P.pct(wide["consensus_sparsity"]).round(1),
+        "equivalent rounds": wide["equivalent_rounds"].round(2),
+        "rounds saved": wide["rounds_saved"].round(2)})
+    held = dict(zip(long["target"], long["held_out"])) if not long.empty else {}
+    targets = sorted((c[len("gap_"):] for c in wide.columns if c.startswith("gap_")),
+                     key=lambda t: (bool(held.get(t)), t))  # sources first, held-out last
+    for target in targets:
+        c = f"gap_{target}"
+        label = f"gap {target}{' (held out)' if held.get(target) else ''} (pp)"
+        shown[label] = P.pct(wide[c]).round(2)
+    sec.blocks.append(markdown_table(shown))
+    sec.blocks.append("*Rounds saved = equivalent sequential rounds − the sources' round. Gap = "
+                      "prêt-à-porter minus the target's own bespoke ticket at the matched "
+                      "sparsity, test accuracy in percentage points, means over seeds "
+                      "(— : no bespoke ticket of that target; headline_per_target.csv also "
+                      "compares with the other sources' tickets).*")
+
+
+SECTIONS = [
+    ("Headline", section_headline),
+    ("1. Test accuracy vs sparsity (bespoke tickets)", section_accuracy),
+    ("2. Do different techniques find the same masks?", section_techniques),
+    ("3. Do different tasks find the same masks?", section_tasks),
+    ("4. Vote histograms across tasks", section_votes),
+    ("5. Consensus tickets", section_consensus),
+    ("6. Prêt-à-porter vs bespoke vs random tickets", section_followups),
+    ("7. Initial weights of the surviving weights", section_init),
+]
+
+
+def _overview(exp: Experiment) -> list[str]:
+    r, lines = exp.rounds, []
+    b = exp.bespoke
+    if r.empty:
+        lines.append("- No rounds recorded yet (rounds.csv is absent or empty).")
+    else:
+        for label, col in [("tasks", "dataset"), ("architectures", "arch"),
+                           ("techniques", "technique"), ("seeds", "seed")]:
+            vals = sorted(b[col].unique()) if not b.empty else []
+            lines.append(f"- {label}: {', '.join(map(str, vals)) or '—'}")
+    done = len(b)
+    if exp.plan and exp.plan.get("trajectories"):
+        planned = sum(int(t.get("rounds", 0)) for t in exp.plan["trajectories"])
+        lines.append(f"- bespoke rounds done: {done} of {planned} planned "
+                     f"({len(exp.plan['trajectories'])} trajectories)")
+        groups = exp.plan.get("groups") or []
+        lines.append(f"- consensus masks: {len(exp.consensus)}; consensus groups planned: {len(groups)}")
+    else:
+        lines.append(f"- bespoke rounds done: {done}; consensus masks: {len(exp.consensus)}")
+    lines.append(f"- follow-up trials with results: {exp.followups['test_acc'].notna().sum()}")
+    return lines
+
+
+def build_report(experiment: str | Path, out: str | Path | None = None,
+                 opts: Options | None = None) -> Report:
+    """Write figures, tables and report.md for `experiment` to `out` (default EXPERIMENT/report)."""
+    opts = opts or Options()
+    exp = load_experiment(experiment)
+    report = Report(Path(out) if out else exp.root / "report", opts.dpi)
+    report.out.mkdir(parents=True, exist_ok=True)
+    ctx = Context(exp, opts, report)
+    for title, fn in SECTIONS:
+        sec = report.section(title)
+        try:
+            fn(ctx, sec)
+        except Exception as exc:  # one broken section must not cost the whole report
+            if opts.strict:
+                raise
+            P.plt.close("all")
+            sec.note(f"this section failed ({type(exc).__name__}: {exc}).")
+            print(f"warning: section {title!r} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    report.notes[:0] = exp.notes
+    atomic_write_text(report.out / "report.md", _markdown(exp, report))
+    _drop_stale(report)
+    return report
+
+
+MAX_NOTES = 20  # experiment-wide notes listed in report.md (e.g. one per unreadable mask)
+MANIFEST = ".report-files.json"  # what the last build wrote, so a rebuild can drop leftovers
+
+
+def _drop_stale(report: Report) -> None:
+    """Delete figures/tables an earlier build wrote that this one did not (a rebuild of a
+    running experiment can have fewer pages); files this package never wrote are left alone."""
+    made = sorted(p.relative_to(report.out).as_posix() for p in report.figures + report.tables)
+    manifest = report.out / MANIFEST
+    try:
+        before = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        before = []
+    for rel in set(before) - set(made):
+        if isinstance(rel, str) and rel.split("/")[0] in ("figures", "tables") and ".." not in rel:
+            (report.out / rel).unlink(missing_ok=True)
+    atomic_write_text(manifest, json.dumps(made, indent=0))
+
+
+def _markdown(exp: Experiment, report: Report) -> str:
+    parts = [f"# Lottery-ticket report: {exp.root.name}", "",
+             f"Experiment folder: `{exp.root}`", "", *_overview(exp), ""]
+    notes = list(dict.fromkeys(report.notes))
+    if notes:
+        shown = notes[:MAX_NOTES] + ([f"... and {len(notes) - MAX_NOTES} more like these."]
+                                     if len(notes) > MAX_NOTES else [])
+        parts += ["## Notes", "", *[f"- {n}" for n in shown], ""]
+    for sec in report.sections:
+        parts += [f"## {sec.title}", ""]
+        for block in sec.blocks or ["> Note: nothing to show."]:
+            parts += [block, ""]
+    if exp.sweep_text:
+        parts += ["## Sweep file", "", "<details><summary>sweep.yaml</summary>", "",
+                  "```yaml", exp.sweep_text.rstrip(), "```", "", "</details>", ""]
+    return "\n".join(parts)

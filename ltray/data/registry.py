@@ -1,0 +1,102 @@
+"""Dataset registry: name -> DatasetSpec (classes, channels, native side, raw loader).
+
+A raw load is uint8 images [N, C, H, W] and int64 labels [N], as torch tensors. Raw loads are
+cached in-process, so the trials that one worker runs read each dataset from disk once.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ltray.config import DataConfig
+from ltray.errors import DatasetError, unknown_key_message
+
+from . import bundled
+from . import torchvision_sets as tvs
+
+# (split 'train'/'test', data root, download allowed, data settings) -> (images, labels)
+RawLoader = Callable[[str, Path, bool, DataConfig], tuple[torch.Tensor, torch.Tensor]]
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the rest of ltray needs to know about a dataset before loading it."""
+
+    name: str
+    channels: int  # 1 = grey, 3 = RGB
+    side: int  # native image side, pixels (all registered sets are square)
+    classes: Callable[[DataConfig], int]  # class count; EMNIST's depends on the split
+    loader: RawLoader
+    config_fields: tuple[str, ...] = ()  # DataConfig fields the loader reads (raw cache key)
+    bundled: bool = False  # ships inside a Python package: no files, no download, root ignored
+
+    def num_classes(self, data: DataConfig | None = None) -> int:
+        return self.classes(data or DataConfig())
+
+
+def _fixed(n: int) -> Callable[[DataConfig], int]:
+    return lambda data: n
+
+
+def _spec(name, channels, side, classes, loader, **kw) -> tuple[str, DatasetSpec]:
+    classes = _fixed(classes) if isinstance(classes, int) else classes
+    return name, DatasetSpec(name, channels, side, classes, loader, **kw)
+
+
+DATASETS: dict[str, DatasetSpec] = dict(
+    [
+        # the paper's seven, read through torchvision from files under the data root
+        _spec("mnist", 1, 28, 10, tvs.idx_loader("mnist")),
+        _spec("fashion_mnist", 1, 28, 10, tvs.idx_loader("fashion_mnist")),
+        _spec("kmnist", 1, 28, 10, tvs.idx_loader("kmnist")),
+        _spec("emnist", 1, 28, tvs.emnist_classes, tvs.idx_loader("emnist"),
+              config_fields=("emnist_split",)),
+        _spec("cifar10", 3, 32, 10, tvs.cifar_loader("cifar10")),
+        _spec("cifar100", 3, 32, 100, tvs.cifar_loader("cifar100")),
+        _spec("svhn", 3, 32, 10, tvs.svhn_loader),
+        # bundled real data: offline demos and tests (fixed test split, seed 0)
+        _spec("mnist_subset", 1, 28, 10, bundled.load_mnist_subset, bundled=True),
+        _spec("digits", 1, 8, 10, bundled.load_digits, bundled=True),
+    ]
+)
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise DatasetError(unknown_key_message("dataset", name, DATASETS)) from None
+
+
+def load_raw(
+    name: str, split: str, root: Path | str, *, download: bool = False, data: DataConfig | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw uint8 images [N, C, H, W] and int64 labels of one split; cached, never mutate them."""
+    spec = get_dataset(name)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    data = data or DataConfig()
+    # only the settings this loader reads are part of the cache key
+    key_data = DataConfig(**{f: getattr(data, f) for f in spec.config_fields})
+    key_root = None if spec.bundled else Path(root).expanduser().resolve()
+    return _cached_raw(name, split, key_root, download, key_data)
+
+
+@functools.lru_cache(maxsize=16)  # 7 datasets x 2 splits + bundled; CIFAR-10 train is 150 MB
+def _cached_raw(name: str, split: str, root: Path | None, download: bool, data: DataConfig):
+    spec = DATASETS[name]
+    images, labels = spec.loader(split, root, download, data)
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != spec.channels:
+        raise DatasetError(
+            f"dataset {name!r} ({split}): loader returned {images.dtype} {tuple(images.shape)}, "
+            f"expected uint8 [N, {spec.channels}, H, W]"
+        )
+    if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
+        raise DatasetError(f"dataset {name!r} ({split}): labels must be int64 [N], got {labels.dtype}")
+    return images, labels

@@ -1,0 +1,57 @@
+"""The architecture registry: each entry says how to build the network, its input channels,
+its default input side and the smallest side its forward pass accepts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torchvision
+from torch import nn
+
+from ltray.errors import ConfigError, unknown_key_message
+from ltray.models.lenet import LeNet, LeNet300100
+
+
+def init_linear_vgg(layer: nn.Linear) -> None:
+    """torchvision VGG initialises every linear layer with normal(0, 0.01) and zero bias."""
+    nn.init.normal_(layer.weight, 0, 0.01)
+    nn.init.zeros_(layer.bias)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One architecture. `construct(num_classes, image_size)` builds it with default init;
+    `init_output` re-initialises a fresh output layer (None: nn.Linear's own init, as built)."""
+
+    name: str
+    in_channels: int
+    image_size: int  # default input side, pixels
+    min_image_size: int  # smallest input side (pixels) whose forward pass works
+    construct: Callable[[int, int], nn.Module]
+    init_output: Callable[[nn.Linear], None] | None = None
+
+
+def _torchvision(name: str) -> Callable[[int, int], nn.Module]:
+    """Torchvision models pool adaptively, so the input side does not change their shapes."""
+    factory = getattr(torchvision.models, name)
+    return lambda num_classes, image_size: factory(weights=None, num_classes=num_classes)
+
+
+# Minimum sides were found by running forward passes: AlexNet's three stride-2 max-pools after a
+# stride-4 conv need >= 63 px; VGG11's five 2x2 max-pools need >= 32 px; ResNet18 pads every
+# strided layer and runs on 1 px (in train mode BatchNorm then needs a batch of >= 2 samples).
+MODELS: dict[str, ArchSpec] = {
+    "lenet": ArchSpec("lenet", 1, 28, 10, lambda n, s: LeNet(n, 1, s)),
+    "lenet_300_100": ArchSpec("lenet_300_100", 1, 28, 1, lambda n, s: LeNet300100(n, 1, s)),
+    "alexnet": ArchSpec("alexnet", 3, 224, 63, _torchvision("alexnet")),
+    "vgg11": ArchSpec("vgg11", 3, 224, 32, _torchvision("vgg11"), init_linear_vgg),
+    "resnet18": ArchSpec("resnet18", 3, 224, 1, _torchvision("resnet18")),
+}
+
+
+def get_arch(name: str) -> ArchSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(unknown_key_message("architecture", name, MODELS)) from None

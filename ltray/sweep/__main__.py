@@ -1,0 +1,55 @@
+"""`python -m ltray.sweep SWEEP.yaml [--resume] [--dry-run] [--address ADDR] [--storage PATH] [--name NAME]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ltray.errors import LtrayError
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ltray.sweep", description=__doc__)
+    p.add_argument("sweep", help="sweep file (YAML)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the plan; do not start Ray")
+    p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a private local Ray)")
+    p.add_argument("--storage", help="parent folder of the experiment folder (overrides the sweep file)")
+    p.add_argument("--name", help="experiment name (overrides the sweep file)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
+    p.add_argument("--num-gpus", type=int, help="GPUs of a local Ray (default: detected)")
+    p.add_argument("--dashboard", action="store_true", help="start the Ray dashboard with a local Ray")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-trial progress table")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        from ltray.sweep.load import load_sweep
+        from ltray.sweep.plan import build_plan
+        from ltray.sweep.report import format_plan
+
+        sweep = load_sweep(args.sweep, {"storage": args.storage, "name": args.name})
+        plan = build_plan(sweep)
+        if args.dry_run:
+            print(format_plan(plan))
+            return 0
+        from ltray.sweep.run import run_sweep
+        from ltray.sweep.summary import write_summary
+
+        exp = run_sweep(plan, resume=args.resume, address=args.address, num_cpus=args.num_cpus,
+                        num_gpus=args.num_gpus, dashboard=args.dashboard, verbose=0 if args.quiet else 1)
+        print(f"\nexperiment folder: {exp}")
+        print(write_summary(exp))
+        return 0
+    except LtrayError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

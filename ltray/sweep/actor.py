@@ -1,0 +1,73 @@
+"""The consensus actor: one named, detached, restartable Ray actor per experiment wrapping
+`ConsensusAggregator`. Its constructor replays the experiment's journal, so a restart loses nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import ray
+
+from ltray.sweep import metrics
+from ltray.sweep.aggregator import ConsensusAggregator
+from ltray.sweep.plan import build_plan
+from ltray.sweep.spec import SweepConfig
+
+NAMESPACE = "ltray"
+
+
+class ConsensusActor:
+    def __init__(self, exp_dir: str, sweep: dict, flush_interval_s: float = 10.0):
+        plan = build_plan(SweepConfig.model_validate(sweep))
+        self.agg = ConsensusAggregator(exp_dir, plan)
+        self.flush_interval_s = flush_interval_s
+        self._last_flush = 0.0
+        self._publish()
+
+    def add_mask(self, trial_id: str, round_: int, mask_path: str) -> list[str]:
+        before = len(self.agg.paths)
+        completed = self.agg.add_mask(trial_id, round_, mask_path)
+        if len(self.agg.paths) > before:
+            labels = self.agg.labels[trial_id]
+            metrics.record_mask(labels["arch"], labels["technique"])
+        if completed:
+            self._publish()
+        if time.monotonic() - self._last_flush > self.flush_interval_s:
+            self.flush()
+        return completed
+
+    def add_masks(self, items: list[tuple[str, int, str]]) -> list[str]:
+        return [g for item in items for g in self.add_mask(*item)]
+
+    def ready_followups(self) -> list[dict]:
+        return self.agg.ready_followups()
+
+    def status(self) -> dict:
+        return self.agg.status()
+
+    def flush(self) -> None:
+        self.agg.flush()
+        self._last_flush = time.monotonic()
+
+    def _publish(self) -> None:
+        s = self.agg.status()
+        metrics.record_consensus(s["groups_complete"], s["consensus_sparsity"])
+
+
+def actor_name(exp_dir: Path) -> str:
+    digest = hashlib.sha256(str(Path(exp_dir).resolve()).encode()).hexdigest()[:10]
+    return f"consensus-{Path(exp_dir).name}-{digest}"
+
+
+def start_actor(exp_dir: Path, sweep: SweepConfig):
+    """Get or create the experiment's actor (a restarted driver finds the same one by name)."""
+    remote = ray.remote(ConsensusActor).options(
+        name=actor_name(exp_dir), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        max_restarts=-1, max_task_retries=-1, num_cpus=0,
+    )
+    return remote.remote(str(exp_dir), sweep.model_dump(mode="json"))
+
+
+def get_actor(exp_dir: Path):
+    return ray.get_actor(actor_name(exp_dir), namespace=NAMESPACE)

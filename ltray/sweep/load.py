@@ -1,0 +1,169 @@
+"""Read a sweep file: YAML syntax, then the typed models, then the rules that need the registries.
+
+Every problem becomes one ConfigError line `<file>: <field.path>: <message>`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from ltray.config import DataConfig, TaskSpec
+from ltray.errors import ConfigError, LtrayError, unknown_key_message
+from ltray.sweep.spec import SweepConfig
+
+
+def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepConfig:
+    """Parse and fully validate a sweep file; `overrides` replace top-level keys (CLI flags)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read sweep file ({e.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error: {where}{problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a sweep file must be a mapping of keys, got {type(raw).__name__}")
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return parse_sweep(raw, str(path))
+
+
+def parse_sweep(raw: dict, source: str = "<sweep>") -> SweepConfig:
+    try:
+        cfg = SweepConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source)) from None
+    problems = check_semantics(cfg)
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+    return cfg
+
+
+def format_validation_error(e: ValidationError, source: str) -> str:
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x)) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _is_union_tag(part) -> bool:
+    # pydantic puts the tried union member in the path ('int', "literal['all']", 'RotateView')
+    return isinstance(part, str) and (part in {"int", "float", "str"} or part.startswith("literal[")
+                                      or part.endswith("View"))
+
+
+def check_semantics(cfg: SweepConfig) -> list[str]:
+    """Cross-field rules: everything named exists, and consensus groups are consistent."""
+    from ltray.data import DATASETS
+    from ltray.models import MODELS
+    from ltray.pruning import TECHNIQUES
+
+    problems: list[str] = []
+    for name, spec in cfg.tasks.items():
+        if spec.dataset not in DATASETS:
+            problems.append(f"tasks.{name}.dataset: {unknown_key_message('dataset', spec.dataset, DATASETS)}")
+    known_tasks = set(cfg.tasks) | set(DATASETS)
+    for i, t in enumerate(cfg.grid.tasks):
+        if t not in known_tasks:
+            problems.append(f"grid.tasks.{i}: {unknown_key_message('task', t, known_tasks)}")
+    for i, a in enumerate(cfg.grid.archs):
+        if a not in MODELS:
+            problems.append(f"grid.archs.{i}: {unknown_key_message('architecture', a, MODELS)}")
+    for i, t in enumerate(cfg.grid.techniques):
+        if t not in TECHNIQUES:
+            problems.append(f"grid.techniques.{i}: {unknown_key_message('technique', t, TECHNIQUES)}")
+    for name in cfg.resources:
+        if name != "default" and name not in MODELS:
+            problems.append(f"resources.{name}: {unknown_key_message('architecture', name, set(MODELS) | {'default'})}")
+    problems += _check_image_sizes(cfg)
+    if problems:
+        return problems  # group checks need valid names
+    for gi, group in enumerate(cfg.consensus):
+        problems += _check_group(cfg, group, f"consensus.{gi}")
+    return problems
+
+
+def _check_image_sizes(cfg: SweepConfig) -> list[str]:
+    from ltray.models import MODELS
+
+    out = []
+    for arch in cfg.grid.archs:
+        spec = MODELS.get(arch)
+        if spec is not None and cfg.data.image_size is not None and cfg.data.image_size < spec.min_image_size:
+            out.append(f"data.image_size: {cfg.data.image_size} px is below {arch}'s minimum of "
+                       f"{spec.min_image_size} px")
+    return out
+
+
+def num_classes(task: TaskSpec, data: DataConfig) -> int:
+    from ltray.data import get_dataset
+
+    return get_dataset(task.dataset).num_classes(data)
+
+
+def _check_group(cfg: SweepConfig, group, where: str) -> list[str]:
+    problems = []
+    for i, s in enumerate(group.sources):
+        if s not in cfg.grid.tasks:
+            problems.append(f"{where}.sources.{i}: source task {s!r} is not in grid.tasks, so it has no trajectory")
+    if len(set(group.sources)) != len(group.sources):
+        problems.append(f"{where}.sources: duplicate source tasks")
+    if group.technique not in cfg.grid.techniques:
+        problems.append(f"{where}.technique: {group.technique!r} is not in grid.techniques")
+    for i, r in enumerate(group.source_rounds):
+        if r >= cfg.rounds:
+            problems.append(f"{where}.source_rounds.{i}: round {r} does not exist with rounds={cfg.rounds} "
+                            f"(rounds are 0..{cfg.rounds - 1})")
+    n = len(group.sources)
+    for i, k in enumerate(group.thresholds):
+        if isinstance(k, int) and k > n:
+            problems.append(f"{where}.thresholds.{i}: threshold {k} is larger than the {n} sources")
+        if group.leave_one_out and isinstance(k, int) and k > n - 1:
+            problems.append(f"{where}.thresholds.{i}: threshold {k} is larger than the {n - 1} sources "
+                            "left for a leave-one-out consensus")
+    for field, values, pool in (("archs", group.archs, cfg.grid.archs), ("seeds", group.seeds, cfg.grid.seeds)):
+        for i, v in enumerate(values or []):
+            if v not in pool:
+                problems.append(f"{where}.{field}.{i}: {v!r} is not in grid.{field}")
+    known_tasks = set(cfg.tasks) | _datasets()
+    for i, t in enumerate(group.target_tasks):
+        if t not in known_tasks:
+            problems.append(f"{where}.targets.{i}: {unknown_key_message('task', t, known_tasks)}")
+    if problems:
+        return problems
+    classes = {s: num_classes(cfg.task(s), cfg.data) for s in group.sources}
+    if len(set(classes.values())) > 1:
+        detail = ", ".join(f"{s}={c}" for s, c in classes.items())
+        problems.append(f"{where}.sources: source tasks have different class counts ({detail}); "
+                        "their masks' output layers cannot be compared")
+        return problems
+    n_src = next(iter(classes.values()))
+    for i, t in enumerate(group.target_tasks):
+        c = num_classes(cfg.task(t), cfg.data)
+        if c != n_src and group.output_rule == "error":
+            problems.append(f"{where}.targets.{i}: target {t!r} has {c} classes but the sources have {n_src}; "
+                            "set output_rule to 'dense' or 'columns' to say how its output layer is masked")
+    return problems
+
+
+def _datasets() -> set[str]:
+    from ltray.data import DATASETS
+
+    return set(DATASETS)
+
+
+def describe_error(e: LtrayError) -> str:
+    return str(e)

@@ -1,0 +1,255 @@
+"""Expand a sweep into trials, purely: the grid's bespoke trajectories, the consensus group
+instances, and (once a group is complete) its follow-up trials. No Ray, no I/O.
+
+Trial ids are stable (kind, names and a hash of every result-affecting setting), so a resumed
+sweep recognises its own trials and never launches a finished one again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ltray.config import PruneConfig, TicketConfig, TrajectoryConfig, config_hash
+from ltray.consensus import closest_round
+from ltray.sweep.spec import ConsensusGroup, Resources, SweepConfig
+
+KINDS = ("bespoke", "pret_a_porter", "random", "transfer")
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One Tune trial: what to run, its labels in the result tables, and its resources."""
+
+    trial_id: str
+    kind: str
+    config: TrajectoryConfig | TicketConfig
+    labels: dict
+    resources: Resources
+
+    def to_tune(self) -> dict:
+        """The JSON-able dict Tune carries as the trial's config."""
+        return {
+            "trial_id": self.trial_id,
+            "kind": self.kind,
+            "config": self.config.model_dump(mode="json"),
+            "labels": dict(self.labels),
+            "resources": self.resources.model_dump(),
+        }
+
+    @classmethod
+    def from_tune(cls, d: dict) -> "TrialSpec":
+        model = TrajectoryConfig if d["kind"] == "bespoke" else TicketConfig
+        return cls(
+            trial_id=d["trial_id"],
+            kind=d["kind"],
+            config=model.model_validate(d["config"]),
+            labels=dict(d["labels"]),
+            resources=Resources.model_validate(d["resources"]),
+        )
+
+
+@dataclass(frozen=True)
+class GroupInstance:
+    """A consensus group for one architecture, seed and source round."""
+
+    group_id: str
+    name: str
+    arch: str
+    seed: int
+    technique: str
+    source_round: int
+    sources: dict[str, str]  # task -> bespoke trial_id
+    thresholds: tuple[int, ...]  # resolved vote counts k (k of N)
+    loo_thresholds: tuple[int, ...]  # k of N - 1 for leave-one-out tickets ('all' -> N - 1)
+    targets: tuple[str, ...]
+    random_baseline: bool
+    bespoke_baseline: bool
+    leave_one_out: bool
+    output_rule: str
+    source_rounds_total: int = 0  # rounds of each source trajectory
+
+    def consensus_path(self, k: int, variant: str = "") -> str:
+        return f"consensus/{self.group_id}/t{k}{variant}.ltmask"
+
+    def loo_path(self, k: int, task: str) -> str:
+        return self.consensus_path(k, f"-loo-{task}")
+
+    def random_path(self, k: int) -> str:
+        return self.consensus_path(k, "-random")
+
+    def max_followups(self) -> int:
+        per_k = len(self.targets) * (1 + self.random_baseline)
+        per_k += len(self.sources) * len(self.targets) * self.bespoke_baseline
+        loo = sum(t in self.sources for t in self.targets) * len(self.loo_thresholds) * self.leave_one_out
+        return per_k * len(self.thresholds) + loo
+
+
+@dataclass
+class Plan:
+    sweep: SweepConfig
+    trajectories: list[TrialSpec]
+    groups: list[GroupInstance]
+    by_id: dict[str, TrialSpec] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.by_id = {t.trial_id: t for t in self.trajectories}
+
+    def max_followups(self) -> int:
+        return sum(g.max_followups() for g in self.groups)
+
+    def to_json(self) -> str:
+        doc = {
+            "trajectories": [
+                {"trial_id": t.trial_id, "task": t.labels["dataset"], "arch": t.labels["arch"],
+                 "technique": t.labels["technique"], "seed": t.labels["seed"], "rounds": t.config.rounds}
+                for t in self.trajectories
+            ],
+            "groups": [
+                {**{k: v for k, v in asdict(g).items() if k != "sources"},
+                 "sources": list(g.sources), "source_trials": g.sources, "n_followups": g.max_followups()}
+                for g in self.groups
+            ],
+            "n_followups_max": self.max_followups(),
+        }
+        return json.dumps(doc, indent=1)
+
+
+def build_plan(sweep: SweepConfig) -> Plan:
+    trajectories = [
+        bespoke_trial(sweep, task, arch, technique, seed)
+        for arch in sweep.grid.archs
+        for seed in sweep.grid.seeds
+        for technique in sweep.grid.techniques
+        for task in sweep.grid.tasks
+    ]
+    index = {(t.labels["dataset"], t.labels["arch"], t.labels["technique"], t.labels["seed"]): t.trial_id
+             for t in trajectories}
+    groups = [
+        group_instance(sweep, g, arch, seed, r, index)
+        for g in sweep.consensus
+        for arch in (g.archs or sweep.grid.archs)
+        for seed in (g.seeds or sweep.grid.seeds)
+        for r in g.source_rounds
+    ]
+    return Plan(sweep, _sources_first(trajectories, groups), groups)
+
+
+def _sources_first(trajectories: list[TrialSpec], groups: list[GroupInstance]) -> list[TrialSpec]:
+    """Consensus sources run first, so follow-ups can start while the rest of the grid runs."""
+    sources = {tid for g in groups for tid in g.sources.values()}
+    return sorted(trajectories, key=lambda t: t.trial_id not in sources)
+
+
+def bespoke_trial(sweep: SweepConfig, task: str, arch: str, technique: str, seed: int) -> TrialSpec:
+    cfg = TrajectoryConfig(
+        task_name=task, task=sweep.task(task), arch=arch, seed=seed, rounds=sweep.rounds,
+        prune=PruneConfig(technique=technique, **sweep.prune.model_dump()),
+        train=sweep.train, data=sweep.data,
+    )
+    labels = {"dataset": task, "arch": arch, "technique": technique, "seed": seed}
+    return TrialSpec(f"bespoke-{task}-{arch}-{technique}-s{seed}-{cfg.key()[:8]}", "bespoke", cfg, labels,
+                     sweep.resources_for(arch))
+
+
+def group_instance(sweep: SweepConfig, g: ConsensusGroup, arch: str, seed: int, r: int, index) -> GroupInstance:
+    n = len(g.sources)
+    resolve = lambda k, m: m if k == "all" else k  # noqa: E731
+    return GroupInstance(
+        group_id=f"{g.name}-{arch}-s{seed}-{g.technique}-r{r}",
+        name=g.name, arch=arch, seed=seed, technique=g.technique, source_round=r,
+        sources={s: index[(s, arch, g.technique, seed)] for s in g.sources},
+        thresholds=tuple(dict.fromkeys(resolve(k, n) for k in g.thresholds)),
+        loo_thresholds=tuple(dict.fromkeys(resolve(k, n - 1) for k in g.thresholds)) if g.leave_one_out else (),
+        targets=tuple(g.target_tasks), random_baseline=g.baselines.random, bespoke_baseline=g.baselines.bespoke,
+        leave_one_out=g.leave_one_out, output_rule=g.output_rule, source_rounds_total=sweep.rounds,
+    )
+
+
+def ticket_trial(sweep: SweepConfig, group: GroupInstance, kind: str, target: str, mask_path: str,
+                 k: int, source: str = "", source_round: int | None = None, loo: bool = False) -> TrialSpec:
+    cfg = TicketConfig(
+        task_name=target, task=sweep.task(target), arch=group.arch, seed=group.seed, train=sweep.train,
+        data=sweep.data, mask_path=Path(mask_path), output_rule=group.output_rule,
+    )
+    parts = [kind, group.group_id, f"t{k}"] + ([f"{source}-r{source_round}"] if kind == "transfer" else [])
+    parts += (["loo"] if loo else []) + [target, config_hash(cfg, 8)]
+    labels = {
+        "dataset": target, "arch": group.arch, "technique": group.technique, "seed": group.seed,
+        "group": group.group_id, "threshold": k, "source": source,
+        "source_round": group.source_round if source_round is None else source_round,
+        "held_out": target not in group.sources, "leave_one_out": loo,
+    }
+    return TrialSpec("-".join(parts), kind, cfg, labels, sweep.resources_for(group.arch))
+
+
+def group_followups(sweep: SweepConfig, group: GroupInstance, consensus_sparsity: dict[int, float],
+                    source_rounds: dict[str, dict[int, float]]) -> list[TrialSpec]:
+    """The follow-up trials of a complete group that can start now.
+
+    `consensus_sparsity`: threshold k -> the consensus mask's sparsity. `source_rounds`: source
+    trial_id -> {round: sparsity} reported so far. A transfer baseline uses the source's round
+    whose sparsity is closest to the consensus (ties: the earlier round); it is ready once a round
+    at least as sparse has been reported (sparsity only grows) or the trajectory has finished.
+    """
+    out = []
+    for k in group.thresholds:
+        for t in group.targets:
+            out.append(ticket_trial(sweep, group, "pret_a_porter", t, group.consensus_path(k), k))
+            if group.random_baseline:
+                out.append(ticket_trial(sweep, group, "random", t, group.random_path(k), k))
+        if group.bespoke_baseline:
+            target_s = consensus_sparsity[k]
+            for source, tid in group.sources.items():
+                rounds = source_rounds.get(tid, {})
+                finished = (group.source_rounds_total - 1) in rounds
+                if not rounds or (max(rounds.values()) < target_s and not finished):
+                    continue
+                r = closest_round(rounds, target_s)
+                path = f"masks/{tid}/round_{r:02d}.ltmask"
+                for t in group.targets:
+                    out.append(ticket_trial(sweep, group, "transfer", t, path, k, source=source, source_round=r))
+    for k in group.loo_thresholds:
+        for t in group.targets:
+            if t in group.sources:
+                out.append(ticket_trial(sweep, group, "pret_a_porter", t, group.loo_path(k, t), k,
+                                        source=t, loo=True))
+    return out
+
+
+# rough throughput of one trial on one reference GPU (an A10G), samples/s, for --dry-run estimates only
+REFERENCE_SAMPLES_PER_S = {"lenet": 40_000, "lenet_300_100": 80_000, "alexnet": 2_500, "vgg11": 900,
+                           "resnet18": 1_400}
+# training-set sizes of the registered datasets (facts about the datasets), before the 80/20 split
+TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "kmnist": 60_000, "emnist": 112_800,
+               "cifar10": 50_000, "cifar100": 50_000, "svhn": 73_257, "mnist_subset": 4_167, "digits": 1_498}
+
+
+def estimate_device_hours(plan: Plan) -> float:
+    """A rough GPU-hour estimate of the bespoke grid plus the maximum of follow-ups."""
+    sweep = plan.sweep
+    keep = 1 - sweep.data.val_fraction
+    seconds = 0.0
+    for t in plan.trajectories:
+        n = TRAIN_SIZES.get(sweep.task(t.labels["dataset"]).dataset, 50_000) * keep
+        if sweep.data.max_train_samples:
+            n = min(n, sweep.data.max_train_samples)
+        rate = REFERENCE_SAMPLES_PER_S.get(t.labels["arch"], 1_000) * _size_factor(sweep, t.labels["arch"])
+        seconds += n * sweep.train.epochs * sweep.rounds / rate
+    per_round = seconds / max(1, len(plan.trajectories) * sweep.rounds)
+    seconds += plan.max_followups() * per_round
+    return seconds / 3600
+
+
+def _size_factor(sweep: SweepConfig, arch: str) -> float:
+    from ltray.models import get_arch
+
+    spec = get_arch(arch)
+    size = sweep.data.image_size or spec.image_size
+    return (spec.image_size / size) ** 2 if size else 1.0
+
+
+def equivalent_rounds(sparsity: float, fraction: float) -> float:
+    return math.log(max(1e-12, 1 - sparsity)) / math.log(1 - fraction)
