@@ -108,7 +108,7 @@ class Plan:
                 for t in self.trajectories
             ],
             "groups": [
-                {**{k: v for k, v in asdict(g).items() if k != "sources"},
+                {"group": g.group_id, **{k: v for k, v in asdict(g).items() if k != "sources"},
                  "sources": list(g.sources), "source_trials": g.sources, "n_followups": g.max_followups()}
                 for g in self.groups
             ],

@@ -42,7 +42,7 @@ def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None, n
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
-                                        num_samples=-1, trial_name_creator=trial_name,
+                                        num_samples=-1, reuse_actors=True, trial_name_creator=trial_name,
                                         trial_dirname_creator=trial_name),
             run_config=tune.RunConfig(
                 name=_run_name(exp), storage_path=str(exp / "tune"),

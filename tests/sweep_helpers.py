@@ -1,0 +1,75 @@
+"""Shared pieces of the end-to-end sweep tests: a tiny real sweep, a private local Ray, and
+readers that check an experiment folder from its files alone."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ltray.masks import load_mask
+
+TINY_SWEEP = {
+    "name": "tiny",
+    "tasks": {
+        "plain": {"dataset": "mnist_subset"},
+        "rot90": {"dataset": "mnist_subset", "views": [{"rotate": 90}]},
+        "inverted": {"dataset": "mnist_subset", "views": [{"invert": True}]},
+        "uci": {"dataset": "digits"},
+    },
+    "grid": {"tasks": ["plain", "rot90", "inverted"], "archs": ["lenet"],
+             "techniques": ["global_unstructured", "random_unstructured"], "seeds": [0]},
+    "rounds": 3,
+    "train": {"epochs": 1, "lr": 0.01, "momentum": 0.9},
+    "data": {"crop": False, "flip": False, "max_train_samples": 256},
+    "resources": {"lenet": {"cpu": 1}},
+    "max_concurrent": 2,
+    "max_failures": 3,
+    "consensus": [{
+        "name": "views", "sources": ["plain", "rot90", "inverted"], "technique": "global_unstructured",
+        "source_rounds": [1], "thresholds": ["all"], "targets": ["plain", "rot90", "inverted", "uci"],
+        "leave_one_out": True,
+    }],
+}
+
+
+def tiny_sweep(storage: Path, **overrides):
+    from ltray.sweep.load import parse_sweep
+
+    raw = {**TINY_SWEEP, "storage": str(storage), **overrides}
+    return parse_sweep(raw, "tiny.yaml")
+
+
+def short_tmpdir(prefix: str) -> str:
+    """Ray's socket paths must stay short: a private dir directly under /tmp."""
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+def start_local_ray(num_cpus: int = 2):
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, namespace="ltray",
+             _temp_dir=short_tmpdir("ltt-"), logging_level="WARNING", log_to_driver=False)
+
+
+def rounds_table(exp: Path) -> pd.DataFrame:
+    return pd.read_csv(exp / "rounds.csv")
+
+
+def source_masks(exp: Path, plan, group) -> dict[str, dict]:
+    return {task: load_mask(exp / "masks" / tid / f"round_{group.source_round:02d}.ltmask")
+            for task, tid in group.sources.items()}
+
+
+def vote_consensus(masks: list[dict], k: int) -> dict:
+    """Independent oracle: keep a weight when at least k masks keep it."""
+    return {n: np.sum([m[n] for m in masks], axis=0) >= k for n in masks[0]}
+
+
+def tune_trial_dirs(exp: Path) -> list[str]:
+    """Names of every Tune trial folder of every run of the experiment (one per launch)."""
+    return [p.name for run in sorted((exp / "tune").glob("run-*")) for p in run.iterdir() if p.is_dir()]
