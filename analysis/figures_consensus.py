@@ -38,6 +38,9 @@ def section_votes(ctx, sec):
                     ax.bar(r["votes"] - 0.4 + width * (j + 0.5), P.pct(r["fraction"]), width,
                            color=colour[rnd], label=f"round {rnd}")
                 P.log_axis(ax, "y", P.pct(t["fraction"]))
+                positive = P.pct(t["fraction"][t["fraction"] > 0])
+                if len(positive):  # log bars grow from the bottom edge: keep the shortest visible
+                    ax.set_ylim(positive.min() / 2.5, min(positive.max() * 1.6, 160))
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 n = int(t["n_tasks"].max())
                 ax.set_xlabel(f"tasks whose mask keeps the weight (of {n})")
@@ -49,7 +52,8 @@ def section_votes(ctx, sec):
             P.suptitle(fig, f"Vote histograms across tasks, {arch}, seed {seed}{suffix}")
             sec.figure(fig, f"votes_{arch}_p{page}",
                        f"How many of the tasks' bespoke masks keep each weight, {arch}, seed {seed}"
-                       f"{suffix}; the right-most bar is what an all-task consensus keeps.")
+                       f"{suffix}; the right-most bar is what an all-task consensus keeps; no bar: "
+                       "no weight has that many votes.")
 
 
 def section_consensus(ctx, sec):
@@ -77,6 +81,7 @@ def section_consensus(ctx, sec):
                 ax.scatter(t["size"], P.pct(t["kept_fraction"]), s=18, alpha=0.8,
                            color=P.plt.get_cmap("tab10")(j % 10), clip_on=False,
                            label=f"keep if ≥ {int(thr)} of {n} votes")
+            _label_layers(ax, a)
             P.log_axis(ax, "x", layers["size"])
             ax.margins(x=0.15)
             ax.set_xlabel("layer size (weights, log scale)")
@@ -84,11 +89,32 @@ def section_consensus(ctx, sec):
             ax.set_ylim(0, 105)
             ax.set_title(arch)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize="x-small")
-        P.suptitle(fig, "Consensus tickets: kept fraction per layer vs layer size")
+            ax.legend(fontsize="x-small", loc="best")
+        P.suptitle(fig, "Consensus tickets: weights kept per layer")
         sec.figure(fig, f"consensus_layers_p{page}",
                    "Share of each layer's weights a consensus ticket keeps, vs the layer's size; "
-                   "one point per layer and seed.")
+                   "one point per layer, threshold and seed, named next to its points.")
+
+
+MAX_LAYER_LABELS = 8  # more layers: no names on the points (see consensus_layers.csv)
+
+
+def _label_layers(ax, a):
+    """Name each layer under its lowest point; of two layers of similar size, the second is
+    named above its highest point instead, so the names never overlap."""
+    pts = a.groupby("layer").agg(size=("size", "first"), low=("kept_fraction", "min"),
+                                 high=("kept_fraction", "max"))
+    if len(pts) > MAX_LAYER_LABELS:
+        return
+    prev, above = None, False
+    for layer, r in pts.sort_values("size").iterrows():
+        above = (not above) if prev is not None and r["size"] / prev < 2.0 else False
+        prev = r["size"]
+        up = above or r["low"] < 0.08  # a name under a point near 0 would hit the ticks
+        y, dy, va = (r["high"], 5, "bottom") if up else (r["low"], -5, "top")
+        ax.annotate(layer.removesuffix(".weight"), (r["size"], P.pct(y)), xytext=(0, dy),
+                    textcoords="offset points", ha="center", va=va, fontsize="x-small",
+                    color="0.3")
 
 
 def _rounds_figure(cons, sec):
@@ -109,15 +135,23 @@ def _rounds_figure(cons, sec):
         style = ({"marker": "^", "facecolors": "none", "edgecolors": colours[arch]} if loo
                  else {"marker": "o", "color": colours[arch]})
         ax.scatter(a["equivalent_rounds"], P.pct(a["sparsity"]), s=30, **style,
-                   label=f"{arch} consensus" + (" (leave-one-out)" if loo else ""))
+                   label=f"{arch} consensus" + (" (leave-one-out)" if loo else ""), zorder=3)
+        if not loo and a["seed"].nunique() == 1 and len(a) <= 8:  # one point per threshold
+            for x, y, k, n in zip(a["equivalent_rounds"], a["sparsity"], a["threshold"],
+                                  a["n_sources"]):
+                ax.annotate(f"≥ {int(k)} of {int(n)}", (x, P.pct(y)), xytext=(-8, 6),
+                            textcoords="offset points", ha="right", fontsize="x-small")
         src = a["source_round"].dropna().unique()
         ax.scatter(src, P.pct(1 - (1 - f) ** src), marker="x", color=colours[arch], s=40,
-                   label=f"{arch} source masks" if not loo else None)
+                   label=f"{arch} source masks (round {', '.join(map(str, map(int, src)))})"
+                   if not loo else None, zorder=3)
     ax.set_xlabel("sequential pruning rounds that reach the same sparsity")
     ax.set_ylabel("sparsity (%)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize="x-small", loc="lower right")
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(left=0)
     ax.set_title("Consensus sparsity vs equivalent sequential rounds")
     sec.figure(fig, "consensus_rounds",
                "Each consensus mask's sparsity placed on the sequential-pruning curve; crosses: "
@@ -148,11 +182,14 @@ def section_init(ctx, sec):
                 else:
                     ax.step(centres, s["density"], where="mid", lw=1.6, label=label,
                             color=P.plt.get_cmap("tab10")(i))
+            span = a.loc[a["density"] > 0, ["bin_left", "bin_right"]]
+            if len(span):
+                ax.set_xlim(span["bin_left"].min() - 0.2, span["bin_right"].max() + 0.2)
             ax.set_xlabel("initial weight / its layer's initial std")
-            ax.set_ylabel("density")
+            ax.set_ylabel("density (per unit of std)")
             ax.set_title(arch)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize="x-small")
+        P.legend_below(fig, axes, ncol=1)
         P.suptitle(fig, "Initial values of the weights tickets keep")
         sec.figure(fig, f"initial_weights_p{page}",
                    "Distribution of the initial values of surviving weights (pooled over layers, "

@@ -82,10 +82,10 @@ def _pairs_one_panel(pairs, sec):
             _round_axis(ax)
             ax.set_title(arch)
         P.legend_below(fig, axes, ncol=3)
-        P.suptitle(fig, "Whole-network distance between techniques (same task, same seed)")
+        P.suptitle(fig, "Whole-network distance between techniques")
         sec.figure(fig, f"distance_pairs_p{page}",
-                   "Whole-network Jaccard distance between the masks of two techniques vs round: "
-                   "mean over tasks and seeds, band = ±1 std.")
+                   "Whole-network Jaccard distance between the masks of two techniques on the same "
+                   "task and seed vs round: mean over tasks and seeds, band = ±1 std over them.")
 
 
 def _pairs_per_technique(pairs, sec):
@@ -227,7 +227,7 @@ def _shared_figure(summ, sec):
             ax.set_title(arch)
             ax.grid(alpha=0.3)
         P.legend_below(fig, axes, ncol=4)
-        P.suptitle(fig, "Weights bespoke tickets of different tasks have in common")
+        P.suptitle(fig, "Weights shared by bespoke tickets of different tasks")
         sec.figure(fig, f"shared_fraction_p{page}",
                    "|A∩B|/|A| over ordered pairs of tasks (same seed, technique and round) vs "
                    "sparsity: mean, band = min to max; dotted: expected overlap of independent "

@@ -13,7 +13,8 @@ from analysis.loading import Experiment, sweep_setting
 from analysis.tables import plain_consensus
 from ltray.errors import LtrayError
 
-BINS = np.linspace(-4.0, 4.0, 65)  # in units of the layer's initial std
+MAX_STD = 4.0  # histograms cover at most +-4 layer stds
+N_BINS = 48
 InitFn = Callable[[str, int, int, int | None], dict[str, np.ndarray]]
 
 
@@ -55,6 +56,14 @@ def _pooled(mask: dict, params: dict) -> np.ndarray:
         std = float(w.std()) or 1.0
         parts.append(w[m] / std)
     return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _bins(dense: np.ndarray) -> np.ndarray:
+    """Symmetric bins over the initial weights' range (uniform inits end near +-1.7 std),
+    capped at MAX_STD, so the histogram's resolution is not spent on empty tails."""
+    m = float(np.abs(dense).max()) if dense.size else MAX_STD
+    m = min(max(m, 0.5), MAX_STD) * 1.001
+    return np.linspace(-m, m, N_BINS + 1)
 
 
 def _choose_consensus(cons: pd.DataFrame) -> pd.Series | None:
@@ -106,16 +115,18 @@ def initial_weight_distributions(exp: Experiment, init: InitFn | None = None):
                 bespoke_parts.append(_pooled(bmask, params))
                 used.append(f"{task} r{rnd}")
         dense = {n: np.ones(m.shape, bool) for n, m in cmask.items()}
+        k, n = int(row["threshold"]), int(row["n_sources"])
         series = {"all weights (dense)": _pooled(dense, params),
-                  f"consensus t{int(row['threshold'])}": _pooled(cmask, params)}
+                  f"consensus (≥ {k} of {n} votes)": _pooled(cmask, params)}
         if bespoke_parts:
             series["bespoke (" + ", ".join(used) + ")"] = np.concatenate(bespoke_parts)
         else:
             notes.append(f"{arch}: no bespoke masks of seed {seed} to compare with.")
+        bins = _bins(series["all weights (dense)"])
         for label, values in series.items():
-            density, _ = np.histogram(values, bins=BINS, density=True)
-            hists.append(pd.DataFrame({"arch": arch, "series": label, "bin_left": BINS[:-1],
-                                       "bin_right": BINS[1:], "density": density}))
+            density, _ = np.histogram(values, bins=bins, density=True)
+            hists.append(pd.DataFrame({"arch": arch, "series": label, "bin_left": bins[:-1],
+                                       "bin_right": bins[1:], "density": density}))
             summary.append({"arch": arch, "group": row["group"], "seed": seed, "series": label,
                             "n_weights": int(values.size),
                             "mean_abs": float(np.abs(values).mean()) if values.size else np.nan,

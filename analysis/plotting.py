@@ -26,7 +26,7 @@ def panel_grid(n: int, ncols: int | None = None, width: float = PANEL_W, height:
                sharey: bool = False):
     """A constrained-layout figure with `n` axes (extra grid cells hidden)."""
     n = max(n, 1)
-    ncols = ncols or min(n, 3)
+    ncols = ncols or (2 if n == 4 else min(n, 3))  # 4 panels: 2 x 2, not 3 + 1
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
                              squeeze=False, layout="constrained", sharey=sharey)

@@ -1,5 +1,6 @@
 """Pure pandas aggregations of the experiment's tables: accuracy vs sparsity, distances between
-techniques and tasks, follow-up accuracies, and the headline table. No masks, no plotting."""
+techniques and tasks, plain consensus rows. Follow-up tickets and the headline table are in
+analysis/tickets.py. No masks, no plotting."""
 
 from __future__ import annotations
 
@@ -7,13 +8,6 @@ import numpy as np
 import pandas as pd
 
 from analysis.loading import ALL_LAYERS, group_recipe
-
-PRET = "prêt-à-porter"
-PRET_LOO = "prêt-à-porter, leave-one-out"
-BESPOKE_SAME = "bespoke, same task"
-BESPOKE_OTHER = "bespoke, other source tasks"
-RANDOM = "random"
-CATEGORIES = [PRET, PRET_LOO, BESPOKE_SAME, BESPOKE_OTHER, RANDOM]  # plotting order
 
 
 def _spread(df: pd.DataFrame, keys: list[str], value: str, name: str) -> pd.DataFrame:
@@ -84,108 +78,8 @@ def techniques_with_cross_task(sim: pd.DataFrame) -> list[str]:
     return list(df["technique_a"].value_counts().index)
 
 
-def category_of(row) -> str:
-    """The ticket kind a follow-up row is plotted as."""
-    if row["kind"] == "pret_a_porter":
-        return PRET_LOO if row["leave_one_out"] else PRET
-    if row["kind"] == "transfer":
-        return BESPOKE_SAME if row["source"] == row["dataset"] else BESPOKE_OTHER
-    return RANDOM
-
-
-def loo_threshold_map(plan: dict | None) -> dict[tuple[str, int], int]:
-    """(group, leave-one-out threshold) -> the plain threshold it was resolved alongside
-    (plan.json lists both per group in the same order, e.g. 'all' -> N and N - 1)."""
-    out = {}
-    for g in (plan or {}).get("groups") or []:
-        gid = g.get("group") or g.get("group_id")
-        for k, k_loo in zip(g.get("thresholds") or [], g.get("loo_thresholds") or []):
-            out.setdefault((gid, int(k_loo)), int(k))
-    return out
-
-
-def _panel_thresholds(df: pd.DataFrame, loo_map: dict) -> list:
-    """The plain-consensus threshold each row is shown with: leave-one-out tickets go beside
-    the plain consensus they derive from (plan.json's pairing, else k + 1 if that exists)."""
-    plain = df[~df["leave_one_out"]].groupby("group")["threshold"].agg(set).to_dict()
-    out = []
-    for g, k, loo in zip(df["group"], df["threshold"], df["leave_one_out"]):
-        if loo and not np.isnan(k):
-            k = loo_map.get((g, int(k)), k + 1 if k + 1 in plain.get(g, set()) else k)
-        out.append(k)
-    return out
-
-
-def label_followups(followups: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
-    """Follow-up rows with results, plus their `recipe`, plotting `category`, and
-    `threshold` set to the plain threshold they are compared with (`ticket_threshold`: own)."""
-    df = followups.dropna(subset=["test_acc"]).copy()
-    if df.empty:
-        return df
-    df["recipe"] = [group_recipe(g, s) for g, s in zip(df["group"], df["seed"])]
-    df["category"] = df.apply(category_of, axis=1)
-    df["ticket_threshold"] = df["threshold"]
-    df["threshold"] = _panel_thresholds(df, loo_threshold_map(plan))
-    return df
-
-
-def followup_summary(followups: pd.DataFrame, plan: dict | None = None) -> pd.DataFrame:
-    """Test accuracy per (arch, consensus recipe, threshold, target, category) over seeds
-    (figure 6). `recipe` is the group id without its seed; other-source transfers pool sources."""
-    df = label_followups(followups, plan)
-    if df.empty:
-        return pd.DataFrame()
-    keys = ["arch", "recipe", "threshold", "dataset", "category"]
-    out = df.groupby(keys, sort=True, dropna=False).agg(
-        ticket_threshold=("ticket_threshold", "first"),
-        test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
-        n=("test_acc", "count"), n_seeds=("seed", "nunique"), held_out=("held_out", "any"),
-        sparsity_mean=("sparsity", "mean")).reset_index()
-    return out
-
-
 def plain_consensus(consensus: pd.DataFrame) -> pd.DataFrame:
     """consensus.csv rows of plain (not leave-one-out) consensus, with their `recipe`."""
     df = consensus[consensus["leave_out"] == ""].copy()
     df["recipe"] = [group_recipe(g, s) for g, s in zip(df["group"], df["seed"])]
     return df
-
-
-def headline(consensus: pd.DataFrame, followups: pd.DataFrame,
-             plan: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Headline: per arch and consensus recipe/threshold, consensus sparsity, sequential rounds
-    saved (equivalent_rounds - source_round) and per-target accuracy gap (prêt-à-porter minus
-    same-task bespoke transfer, means over seeds). Returns (wide summary, long per-target)."""
-    cons = plain_consensus(consensus)
-    if cons.empty:
-        return pd.DataFrame(), pd.DataFrame()
-    keys = ["arch", "recipe", "technique", "source_round", "threshold", "n_sources"]
-    base = cons.groupby(keys).agg(
-        n_seeds=("seed", "nunique"), consensus_sparsity=("sparsity", "mean"),
-        equivalent_rounds=("equivalent_rounds", "mean")).reset_index()
-    base["rounds_saved"] = base["equivalent_rounds"] - base["source_round"]
-    summary = followup_summary(followups, plan)
-    long_rows = []
-    for _, b in base.iterrows():
-        if summary.empty:
-            break
-        sel = summary[(summary["arch"] == b["arch"]) & (summary["recipe"] == b["recipe"])
-                      & (summary["threshold"] == b["threshold"])]
-        for target, tsel in sel.groupby("dataset", sort=True):
-            acc = dict(zip(tsel["category"], tsel["test_acc_mean"]))
-            pret, same = acc.get(PRET, np.nan), acc.get(BESPOKE_SAME, np.nan)
-            long_rows.append({
-                "arch": b["arch"], "recipe": b["recipe"], "threshold": b["threshold"],
-                "target": target, "held_out": bool(tsel["held_out"].any()),
-                "acc_pret_a_porter": pret, "acc_bespoke_same_task": same,
-                "acc_random": acc.get(RANDOM, np.nan), "gap": pret - same,
-                "acc_bespoke_other_sources": acc.get(BESPOKE_OTHER, np.nan),
-                "gap_other_sources": pret - acc.get(BESPOKE_OTHER, np.nan)})
-    long = pd.DataFrame(long_rows)
-    wide = base.copy()
-    if not long.empty:
-        gaps = long.pivot_table(index=["arch", "recipe", "threshold"], columns="target",
-                                values="gap", aggfunc="first", dropna=False)
-        gaps.columns = [f"gap_{c}" for c in gaps.columns]
-        wide = wide.merge(gaps.reset_index(), on=["arch", "recipe", "threshold"], how="left")
-    return wide, long

@@ -15,9 +15,10 @@ from typing import Literal
 import numpy as np
 
 from ltray.masks.arrays import Mask, as_mask, check_same_layout
+from ltray.masks.packed import Layout, at_least
 
 Threshold = int | Literal["all"]
-_MAX_VOTES = np.iinfo(np.uint16).max  # counts are uint16: at most 65535 masks
+_MAX_VOTES = np.iinfo(np.uint16).max  # counts read back as uint16: at most 65535 masks
 _CHUNK = 1 << 22  # weights per bincount call, to bound temporary memory
 
 
@@ -46,14 +47,24 @@ def consensus_mask(masks: Sequence[Mapping[str, object]], k: Threshold) -> Mask:
 
 
 class VoteCounts:
-    """Per-weight counts of how many added masks keep it (uint16, in the first layout's order).
+    """Per-weight counts of how many added masks keep it, in the first layout's order.
 
     Rolling: masks are added as source trajectories finish and removed to undo, so a consensus
-    at any threshold is available without keeping every source mask.
+    at any threshold is available without recomputing it from every source mask.
+
+    Stored as packed bits (1 bit per weight and vote, see ltray.masks.packed): up to
+    `ROWS_MAX` added masks are kept as they are, so adding one is a copy and the k-of-n consensus
+    a few bitwise passes (k = n, the paper's intersection, is n - 1 ANDs); beyond that, or after
+    a remove that does not match an added mask, or when restored from bytes, as bit planes of
+    the counts (bit b of every count), updated by ripple-carry adds.
     """
 
+    ROWS_MAX = 16  # rows cost n bits per weight: up to 16, no more than uint16 counts
+
     def __init__(self, shapes: Mapping[str, tuple[int, ...]]):
-        self._counts = {name: np.zeros(tuple(shape), np.uint16) for name, shape in shapes.items()}
+        self._layout = Layout.of(shapes)
+        self._rows: list[np.ndarray] | None = []  # packed added masks (row mode), else None
+        self._planes: list[np.ndarray] = []  # bit planes of the counts (plane mode)
         self._n = 0
 
     @classmethod
@@ -77,53 +88,94 @@ class VoteCounts:
         return self._n
 
     @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        return {name: c.shape for name, c in self._counts.items()}
+        return self._layout.shape_dict()
 
     @property
     def counts(self) -> dict[str, np.ndarray]:
-        """Read-only views of the per-layer counts."""
+        """Read-only uint16 per-layer counts (computed: meant for inspection, not hot paths)."""
+        planes = self._as_planes()
         views = {}
-        for name, c in self._counts.items():
-            views[name] = c.view()
+        for name, shape, offset, nbytes in zip(*self._layer_slices()):
+            size = math.prod(shape)
+            c = np.zeros(size, np.uint16)
+            for b, plane in enumerate(planes):
+                c |= np.unpackbits(plane[offset:offset + nbytes], count=size, bitorder="little").astype(np.uint16) << b
+            views[name] = c.reshape(shape)
             views[name].flags.writeable = False
         return views
 
+    # ---- updates -------------------------------------------------------------------------------
     def add(self, mask: Mapping[str, object]) -> None:
-        """Count one more source mask."""
-        mask = self._checked(mask)
+        """Count one more source mask (bool arrays)."""
+        self.add_packed(self._layout.pack(mask))
+
+    def add_packed(self, bits: np.ndarray) -> None:
+        """Count one more source mask given as packed bits in this layout (a mask file's payload)."""
+        bits = self._checked_bits(bits)
         if self._n >= _MAX_VOTES:
             raise ValueError(f"VoteCounts holds at most {_MAX_VOTES} masks")
-        for name, c in self._counts.items():
-            np.add(c, mask[name], out=c)  # uint16 += bool (0/1)
+        if self._rows is not None and self._n < self.ROWS_MAX:
+            self._rows.append(bits if _immutable(bits) else bits.copy())  # a file's payload: no copy
+        else:
+            self._to_plane_mode()
+            _ripple_add(self._planes, bits)
         self._n += 1
 
     def remove(self, mask: Mapping[str, object]) -> None:
         """Undo add(mask); raise ValueError if `mask` cannot have been added."""
-        mask = self._checked(mask)
-        self._check_contains(mask)
-        for name, c in self._counts.items():
-            np.subtract(c, mask[name], out=c)
+        self.remove_packed(self._layout.pack(mask))
+
+    def remove_packed(self, bits: np.ndarray) -> None:
+        bits = self._checked_bits(bits)
+        self._check_contains(bits)
+        if self._rows is not None:
+            for i, row in enumerate(self._rows):
+                if np.array_equal(row, bits):
+                    del self._rows[i]
+                    self._n -= 1
+                    return
+        self._to_plane_mode()
+        _ripple_subtract(self._planes, bits)
         self._n -= 1
 
+    # ---- queries -------------------------------------------------------------------------------
     def consensus(self, k: Threshold) -> Mask:
         """Keep weights with at least k votes (k in 1..n or 'all')."""
+        return self._layout.unpack(self.consensus_packed(k))
+
+    def consensus_packed(self, k: Threshold) -> np.ndarray:
+        """consensus(k) as packed bits in this layout (save it with save_packed_mask)."""
         k = resolve_threshold(k, self._n)
-        return {name: c >= k for name, c in self._counts.items()}
+        if self._rows is not None:
+            return at_least(self._rows, k)
+        return _at_least_count(self._planes, k)
 
     def leave_one_out(self, own_mask: Mapping[str, object], k: Threshold) -> Mask:
         """Consensus of the other n-1 masks at threshold k (in 1..n-1 or 'all' = n-1): the
         ticket a held-out source would get without voting for itself."""
-        own = self._checked(own_mask)
+        return self._layout.unpack(self.leave_one_out_packed(self._layout.pack(own_mask), k))
+
+    def leave_one_out_packed(self, own_bits: np.ndarray, k: Threshold) -> np.ndarray:
+        own = self._checked_bits(own_bits)
         self._check_contains(own)
         k = resolve_threshold(k, self._n - 1)
-        # no underflow: _check_contains made sure every weight own keeps has a vote
-        return {name: np.subtract(c, own[name], dtype=np.uint16) >= k for name, c in self._counts.items()}
+        if self._rows is not None:
+            for i, row in enumerate(self._rows):
+                if np.array_equal(row, own):
+                    return at_least(self._rows[:i] + self._rows[i + 1:], k)
+        planes = [p.copy() for p in self._as_planes()]
+        _ripple_subtract(planes, own)  # no underflow: _check_contains made sure every kept weight has a vote
+        return _at_least_count(planes, k)
 
     def histogram(self) -> np.ndarray:
         """hist[v] = number of weights kept by exactly v of the n masks (length n+1)."""
         hist = np.zeros(self._n + 1, np.int64)
-        for c in self._counts.values():
+        for c in self.counts.values():
             if self._n < 64:  # a few comparisons beat bincount's cast to intp
                 hist += [np.count_nonzero(c == v) for v in range(self._n + 1)]
                 continue
@@ -132,17 +184,20 @@ class VoteCounts:
                 hist += np.bincount(flat[start : start + _CHUNK], minlength=self._n + 1)
         return hist
 
+    # ---- persistence ---------------------------------------------------------------------------
     def to_npz_bytes(self) -> bytes:
         """Serialise to .npz bytes (no pickle); the caller writes them atomically.
 
         Counts are stored as bit planes (bit b of every count, packed 8 per byte), so n=5 votes
         take 3 bits per weight and writing stays fast (zlib on raw uint16 is ~100x slower)."""
-        bits = max(1, self._n.bit_length())
-        arrays = {"n": np.array(self._n, np.int64), "names": np.array(list(self._counts), dtype=str)}
-        for i, c in enumerate(self._counts.values()):
-            arrays[f"shape{i}"] = np.array(c.shape, np.int64)
-            for b in range(bits):
-                arrays[f"plane{i}_{b}"] = np.packbits((c & (1 << b)) != 0, axis=None, bitorder="little")
+        planes = self._as_planes()
+        zero = np.zeros(self._layout.total_bytes, np.uint8)
+        planes = planes + [zero] * (max(1, self._n.bit_length()) - len(planes))  # the format's plane count
+        arrays = {"n": np.array(self._n, np.int64), "names": np.array(list(self._layout.names), dtype=str)}
+        for i, (_, shape, offset, nbytes) in enumerate(zip(*self._layer_slices())):
+            arrays[f"shape{i}"] = np.array(shape, np.int64)
+            for b, plane in enumerate(planes):
+                arrays[f"plane{i}_{b}"] = plane[offset:offset + nbytes]
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
@@ -156,38 +211,125 @@ class VoteCounts:
                 if not 0 <= n <= _MAX_VOTES:
                     raise ValueError(f"vote count n={n} is outside 0..{_MAX_VOTES}")
                 names = [str(name) for name in npz["names"]]
-                counts = {name: _from_planes(npz, i, n) for i, name in enumerate(names)}
+                if len(set(names)) != len(names):
+                    raise ValueError("duplicate layer names")
+                shapes = {name: tuple(int(d) for d in npz[f"shape{i}"]) for i, name in enumerate(names)}
+                votes = cls(shapes)
+                bits = max(1, n.bit_length())
+                votes._planes = [np.concatenate([_plane(npz, i, b, nbytes) for i, nbytes in
+                                                 enumerate(votes._layout.nbytes)] or [np.zeros(0, np.uint8)])
+                                 for b in range(bits)]
         except Exception as exc:  # zip, key, shape and dtype errors all mean "not our file"
             raise ValueError(f"not a VoteCounts npz: {exc}") from exc
-        if len(set(names)) != len(names):
-            raise ValueError("not a VoteCounts npz: duplicate layer names")
-        if any(c.size and c.max() > n for c in counts.values()):
+        votes._rows, votes._n = None, n
+        if votes._planes and votes._planes[0].size and _at_least_count(votes._planes, n + 1).any():
             raise ValueError(f"not a VoteCounts npz: counts exceed n={n}")
-        votes = cls({})
-        votes._counts, votes._n = counts, n
         return votes
 
-    def _checked(self, mask: Mapping[str, object]) -> Mask:
-        mask = as_mask(mask)
-        check_same_layout(self._counts, mask)
-        return mask
+    # ---- internals -----------------------------------------------------------------------------
+    def _layer_slices(self):
+        lay = self._layout
+        return lay.names, lay.shapes, lay.offsets, lay.nbytes
 
-    def _check_contains(self, mask: Mask) -> None:
+    def _checked_bits(self, bits: np.ndarray) -> np.ndarray:
+        bits = np.asarray(bits)
+        if bits.dtype != np.uint8 or bits.shape != (self._layout.total_bytes,):
+            raise ValueError(f"packed mask must be uint8 [{self._layout.total_bytes}] in this layout, "
+                             f"got {bits.dtype} {bits.shape}")
+        return bits
+
+    def _as_planes(self) -> list[np.ndarray]:
+        """The counts' bit planes (computed from the rows in row mode; max(1, n.bit_length()))."""
+        if self._rows is None:
+            return self._planes
+        planes = [np.zeros(self._layout.total_bytes, np.uint8)]
+        for row in self._rows:
+            _ripple_add(planes, row)
+        return planes
+
+    def _to_plane_mode(self) -> None:
+        if self._rows is not None:
+            self._planes, self._rows = self._as_planes(), None
+
+    def _check_contains(self, bits: np.ndarray) -> None:
         if self._n == 0:
             raise ValueError("VoteCounts is empty: no mask has been added")
-        for name, c in self._counts.items():
-            if np.any(mask[name] & (c == 0)):
-                raise ValueError(f"mask keeps weights in layer {name!r} that no added mask keeps")
+        if self._rows is not None:
+            voted = at_least(self._rows, 1)
+        else:
+            voted = self._planes[0].copy()
+            for plane in self._planes[1:]:
+                np.bitwise_or(voted, plane, out=voted)
+        orphans = np.bitwise_and(bits, np.bitwise_not(voted))  # kept by `bits`, voted by none
+        if orphans.any():
+            first = int(np.flatnonzero(orphans)[0])
+            name = next(nm for nm, off, nb in zip(self._layout.names, self._layout.offsets, self._layout.nbytes)
+                        if off <= first < off + nb)
+            raise ValueError(f"mask keeps weights in layer {name!r} that no added mask keeps")
 
 
-def _from_planes(npz, i: int, n: int) -> np.ndarray:
-    shape = tuple(int(d) for d in npz[f"shape{i}"])
-    size = math.prod(shape)
-    counts = np.zeros(size, np.uint16)
-    for b in range(max(1, n.bit_length())):
-        plane = np.unpackbits(npz[f"plane{i}_{b}"], count=size, bitorder="little")
-        counts |= plane.astype(np.uint16) << b
-    return counts.reshape(shape)
+def _immutable(a: np.ndarray) -> bool:
+    """True when nothing can change `a`'s bytes: a read-only view of a bytes object (np.frombuffer
+    of a file's contents), so VoteCounts may keep it instead of a copy."""
+    base = a
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    if isinstance(base, memoryview):
+        return base.readonly and isinstance(base.obj, bytes)
+    return isinstance(base, bytes)
+
+
+def _plane(npz, i: int, b: int, nbytes: int) -> np.ndarray:
+    plane = np.asarray(npz[f"plane{i}_{b}"])
+    if plane.dtype != np.uint8 or plane.shape != (nbytes,):
+        raise ValueError(f"plane{i}_{b} is {plane.dtype} {plane.shape}, expected uint8 ({nbytes},)")
+    return plane
+
+
+def _ripple_add(planes: list[np.ndarray], bits: np.ndarray) -> None:
+    """counts += bits, on bit planes (a new top plane when a carry leaves the last one)."""
+    carry = bits.copy()
+    tmp = np.empty_like(carry)
+    for plane in planes:
+        np.bitwise_and(plane, carry, out=tmp)  # the next carry
+        np.bitwise_xor(plane, carry, out=plane)
+        carry, tmp = tmp, carry
+    if carry.any():
+        planes.append(carry)
+
+
+def _ripple_subtract(planes: list[np.ndarray], bits: np.ndarray) -> None:
+    """counts -= bits, on bit planes (the caller made sure nothing goes below 0); drops the top
+    plane when it empties, keeping max(1, n.bit_length()) planes."""
+    borrow = bits.copy()
+    tmp = np.empty_like(borrow)
+    for plane in planes:
+        np.bitwise_and(np.bitwise_not(plane), borrow, out=tmp)  # the next borrow
+        np.bitwise_xor(plane, borrow, out=plane)
+        borrow, tmp = tmp, borrow
+    while len(planes) > 1 and not planes[-1].any():
+        planes.pop()
+
+
+def _at_least_count(planes: list[np.ndarray], k: int) -> np.ndarray:
+    """Packed bits where the count on `planes` is >= k: compare from the top bit down."""
+    if k <= 0:
+        return np.full_like(planes[0], 0xFF)
+    if k >= 1 << len(planes):
+        return np.zeros_like(planes[0])
+    gt = np.zeros_like(planes[0])  # count > k on the bits seen so far
+    eq = np.full_like(planes[0], 0xFF)  # count == k on the bits seen so far
+    tmp = np.empty_like(gt)
+    for b in range(len(planes) - 1, -1, -1):
+        if (k >> b) & 1:
+            np.bitwise_and(eq, planes[b], out=eq)
+        else:
+            np.bitwise_and(eq, planes[b], out=tmp)
+            np.bitwise_or(gt, tmp, out=gt)
+            np.bitwise_and(eq, np.bitwise_not(planes[b]), out=eq)
+    return np.bitwise_or(gt, eq, out=gt)
 
 
 def random_ticket_like(mask: Mapping[str, object], seed: int) -> Mask:

@@ -16,12 +16,13 @@ import pytest
 
 from analysis import Options, build_report, load_experiment
 from analysis import report as report_module
-from analysis import tables as T
+from analysis import tickets as K
 from analysis.__main__ import main
 from analysis.initweights import initial_weight_distributions
 from analysis.measures import compute_similarity, task_overlap
-from analysis_fixtures import (FOLLOWUP_ACC, LOO_ACC, TECHNIQUES, build_experiment,
-                                     fake_initial_weights)
+from analysis.figures_accuracy import remaining_ticks
+from analysis_fixtures import (FOLLOWUP_ACC, LOO_ACC, TECHNIQUES, build_demo_like, build_experiment,
+                               demo_followup_acc, fake_initial_weights)
 
 GLOBAL, L1 = TECHNIQUES
 DPI = 30  # small images keep the tests fast
@@ -48,6 +49,17 @@ def partial(tmp_path_factory):
     root = build_experiment(tmp_path_factory.mktemp("partial") / "exp", seeds=(0,), rounds=(0, 1),
                             consensus=False, followups=False, similarity=False)
     return root, build_report(root, opts=_opts())
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """Shaped and formatted like `make demo`'s folder (one seed, 4 grid tasks, 3 sources, 5
+    targets with 2 held out), reported through the command line with --out elsewhere."""
+    root = build_demo_like(tmp_path_factory.mktemp("demo") / "exp")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    out = tmp_path_factory.mktemp("demo-report")
+    report = build_report(root, out, _opts())
+    return root, report, before
 
 
 def _table(report, name) -> pd.DataFrame:
@@ -163,17 +175,17 @@ def test_headline_numbers(full):
     # t4 (held out) has only another source's ticket: t1's, 0.45 and 0.47
     assert per_target.loc["t4", "gap_other_sources"] == pytest.approx(0.51 - 0.46)
     md = (full[1].out / "report.md").read_text()
-    assert "| tiny | c-tiny-global_unstructured-r1 | 3 | 2 | 87.5 | 3 | 2 | -5 | 2 | -3 | — |" in md
+    assert "| tiny | c-tiny-global_unstructured-r1 | 3 of 3 | 2 | 87.5 | 3 | 2 | -5 | 2 | -3 | — |" in md
 
 
 def test_followups_pool_sources_and_pair_leave_one_out(full):
     fu = _table(full[1], "followup_accuracy")
     t1 = fu[fu.dataset == "t1"].set_index("category")
     assert set(fu.threshold) == {3}  # the leave-one-out ticket (k = 2 of 2) sits beside k = 3 of 3
-    assert t1.loc[T.PRET_LOO, "test_acc_mean"] == pytest.approx(LOO_ACC)
-    assert t1.loc[T.PRET_LOO, "ticket_threshold"] == 2
-    assert t1.loc[T.BESPOKE_OTHER, "test_acc_mean"] == pytest.approx(np.mean(FOLLOWUP_ACC["transfer", "t1", "t2"]))
-    assert t1.loc[T.RANDOM, "test_acc_std"] == pytest.approx(0.0)
+    assert t1.loc[K.PRET_LOO, "test_acc_mean"] == pytest.approx(LOO_ACC)
+    assert t1.loc[K.PRET_LOO, "ticket_threshold"] == 2
+    assert t1.loc[K.BESPOKE_OTHER, "test_acc_mean"] == pytest.approx(np.mean(FOLLOWUP_ACC["transfer", "t1", "t2"]))
+    assert t1.loc[K.RANDOM, "test_acc_std"] == pytest.approx(0.0)
     assert fu[fu.dataset == "t4"].held_out.all()
 
 
@@ -188,7 +200,7 @@ def test_consensus_layer_fractions(full):
 
 def test_initial_weights_of_kept_weights(full):
     summary = _table(full[1], "initial_weights").set_index("series")
-    cons = summary.loc["consensus t3"]
+    cons = summary.loc["consensus (≥ 3 of 3 votes)"]
     # the intersection keeps weights 12..15 of layer a, initial values 2.5..5.5
     std_a = np.std(np.arange(20.0))
     assert cons.n_weights == 4
@@ -216,10 +228,10 @@ def test_initial_weights_with_a_real_architecture(tmp_path):
                    "mask_path": "consensus/g/t2.ltmask"}]).to_csv(tmp_path / "consensus.csv", index=False)
     (tmp_path / "plan.json").write_text("{}")
     hist, summary, notes = initial_weight_distributions(load_experiment(tmp_path))
-    kept = summary.set_index("series").loc["consensus t2", "n_weights"]
+    kept = summary.set_index("series").loc["consensus (≥ 2 of 2 votes)", "n_weights"]
     assert kept == sum(int(m.sum()) for m in mask.values())
     assert any("no bespoke masks" in n for n in notes)
-    assert np.isclose((hist[hist.series == "consensus t2"].density * np.diff(hist.bin_left)[0]).sum(), 1.0,
+    assert np.isclose((hist[hist.series == "consensus (≥ 2 of 2 votes)"].density * np.diff(hist.bin_left)[0]).sum(), 1.0,
                       atol=0.02)
 
 
@@ -310,3 +322,90 @@ def test_cli_writes_report_to_out(partial, tmp_path, capsys):
     assert f"per-layer distance to {L1}" in md
     assert (figures / "distance_to_reference_tiny_p1.png").is_file()
     assert not (figures / "old.png").exists() and (figures / "mine.png").exists()
+
+
+# ---- a folder in the sweep runner's exact formats, shaped like the demo ---------------------------
+
+DEMO_FIGURES = {
+    "accuracy_tiny_p1", "distance_to_reference_tiny_p1", "distance_pairs_p1", "distance_tasks_tiny",
+    "shared_fraction_p1", "votes_tiny_p1", "consensus_rounds", "consensus_layers_p1",
+    "followups_c-tiny-global_unstructured-r1_t2", "followups_c-tiny-global_unstructured-r1_t3",
+    "initial_weights_p1",
+}
+
+
+def test_demo_like_folder_reports_everything_and_writes_nothing_into_it(demo):
+    root, report, before = demo
+    assert {p.stem for p in report.figures} == DEMO_FIGURES
+    _assert_real_images(report.figures)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # --out: read-only
+    md = (report.out / "report.md").read_text()
+    assert "failed" not in md and "missing" not in md
+    assert "bespoke rounds done: 24 of 24 planned (8 trajectories)" in md
+    assert "follow-up trials with results: 53" in md
+
+
+def test_demo_like_empty_cells_load_as_missing_not_as_values(demo):
+    exp = load_experiment(demo[0])
+    b, f = exp.bespoke, exp.followups
+    assert len(b) == 4 * 2 * 3 and len(f) == 53
+    assert b.threshold.isna().all() and b.source_round.isna().all()
+    assert (b.group == "").all() and (b.source == "").all()
+    assert not b.held_out.any() and not b.leave_one_out.any()
+    assert set(f.threshold) == {2.0, 3.0} and f.held_out.sum() == 2 * 2 * 5  # t4, t5: 5 each
+    assert f.mask_path.str.endswith("/ticket.ltmask").all()
+    assert b.mask_path.str.match(r"masks/.+/round_0[0-2]\.ltmask$").all()
+
+
+def test_demo_like_one_seed_has_no_spread_anywhere(demo):
+    report = demo[1]
+    fu = _table(report, "followup_accuracy")
+    # three other sources' tickets per target, but one seed: no std (it would be over sources)
+    other = fu[(fu.category == K.BESPOKE_OTHER) & (fu.dataset == "t1") & (fu.threshold == 3)].iloc[0]
+    assert other.n == 2 and other.n_seeds == 1 and math.isnan(other.test_acc_std)
+    assert other.test_acc_mean == pytest.approx((0.84 + 0.82) / 2)  # t2's and t3's tickets
+    assert fu.test_acc_std.isna().all()
+    assert _table(report, "accuracy_vs_sparsity").test_acc_std.isna().all()
+    md = (report.out / "report.md").read_text()
+    assert md.count("One seed only") == 3  # headline, figure 1, figure 6
+    assert "±1 std" not in md.split("## 2.")[0] + md.split("## 6.")[1]
+
+
+def test_demo_like_headline_uses_own_trajectory_for_held_out_grid_task(demo):
+    per = _table(demo[1], "headline_per_target").set_index(["threshold", "target"])
+    # k = 3 (87.5% sparse): t4's trajectory round closest in sparsity is round 2 (75%),
+    # accuracy 0.9 - 0.10 - 0.03 = 0.77; its prêt-à-porter ticket 0.82 - 0.02 - 0.01 = 0.79
+    t4 = per.loc[(3, "t4")]
+    assert t4.held_out and t4.bespoke_same_task_from == "trajectory round"
+    assert t4.acc_bespoke_same_task == pytest.approx(0.77) and t4.gap == pytest.approx(0.02)
+    # k = 2 (50%): round 1 (50%), 0.9 - 0.05 - 0.03 = 0.82 vs 0.82 - 0.01
+    assert per.loc[(2, "t4")].gap == pytest.approx(-0.01)
+    t5 = per.loc[(3, "t5")]  # held out and not in the grid: no bespoke ticket of its own
+    assert t5.held_out and math.isnan(t5.gap) and t5.acc_random == pytest.approx(0.58)
+    t1 = per.loc[(3, "t1")]  # a source: its retrained ticket (0.88) vs prêt-à-porter 0.87
+    assert t1.bespoke_same_task_from == "retrained ticket" and t1.gap == pytest.approx(-0.01)
+    assert t1.acc_pret_a_porter_loo == pytest.approx(demo_followup_acc("pret_a_porter", 3, "t1", loo=True))
+    assert math.isnan(per.loc[(2, "t1")].acc_pret_a_porter_loo)  # LOO sits beside the intersection
+    md = (demo[1].out / "report.md").read_text()
+    assert "| gap t4 (held out)† (pp) | gap t5 (held out) (pp) |" in md
+    assert "| tiny | c-tiny-global_unstructured-r1 | 3 of 3 | 1 | 87.5 | 3 | 2 | -1 | " in md
+
+
+def test_demo_like_followup_categories(demo):
+    fu = _table(demo[1], "followup_accuracy")
+    t3 = fu[fu.threshold == 3]
+    cats = t3.groupby("dataset").category.agg(set).to_dict()
+    base = {K.PRET, K.BESPOKE_OTHER, K.RANDOM}
+    assert cats["t1"] == base | {K.PRET_LOO, K.BESPOKE_SAME}
+    assert cats["t4"] == base | {K.BESPOKE_TRAJ} and cats["t5"] == base
+    traj = t3[t3.category == K.BESPOKE_TRAJ].iloc[0]
+    assert str(traj.source_rounds) == "2" and traj.held_out
+    assert K.PRET_LOO not in set(fu[fu.threshold == 2].category)
+
+
+def test_remaining_ticks_stay_few_and_inside_the_range():
+    assert remaining_ticks(41.0) == [100, 80, 60, 50, 40]
+    for lo in (1.15, 0.2, 0.011):
+        ticks = remaining_ticks(lo)
+        assert 4 <= len(ticks) <= 8 and ticks[0] == 100 and min(ticks) >= lo * 0.95
+        assert all(a / b >= 1.2 for a, b in zip(ticks, ticks[1:]))

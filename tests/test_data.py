@@ -195,9 +195,14 @@ def test_rgb_to_grey_and_antialiased_downscale(tmp_path, monkeypatch):
     d = load_task(TaskSpec(dataset="cifar10"), in_channels=1, image_size=16, seed=0, root=tmp_path)
     raw = load_raw("cifar10", "test", tmp_path)[0].float() / 255
     grey = (raw * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    assert d.test_x.shape == (4, 1, 32, 32) and d.image_size == 16  # stored at native side
+    assert torch.allclose(d.test_x * d.std + d.mean, grey, atol=1e-6)
     expected = F.interpolate(grey, size=(16, 16), mode="bilinear", antialias=True)
-    assert d.test_x.shape == (4, 1, 16, 16)
-    assert torch.allclose(d.test_x * d.std + d.mean, expected, atol=1e-5)
+    batch = d.inputs(d.test_x)
+    assert batch.shape == (4, 1, 16, 16)
+    assert torch.allclose(batch * d.std + d.mean, expected, atol=1e-5)
+    plain = F.interpolate(grey, size=(16, 16), mode="bilinear", antialias=False)
+    assert not torch.allclose(batch * d.std + d.mean, plain, atol=1e-3)  # antialiased, not plain
 
 
 # ---- bundled real data ------------------------------------------------------------------------
@@ -354,12 +359,30 @@ def test_cap_takes_the_first_samples_of_the_shuffled_train_split():
 
 def test_lenet_input_from_digits_and_rgb_input_from_mnist_subset():
     lenet = load_task(TaskSpec(dataset="digits"), in_channels=1, image_size=28, seed=0)
-    assert lenet.train_x.shape[1:] == (1, 28, 28) and lenet.num_classes == 10
+    assert lenet.train_x.shape[1:] == (1, 8, 8) and lenet.image_size == 28 and lenet.num_classes == 10
+    assert lenet.inputs(lenet.train_x[:5]).shape == (5, 1, 28, 28)
     assert len(lenet.train_y) + len(lenet.val_y) + len(lenet.test_y) == 1797
     rgb = load_task(TaskSpec(dataset="mnist_subset"), in_channels=3, image_size=32, seed=0)
-    assert rgb.train_x.shape[1:] == (3, 32, 32) and rgb.mean.shape == (3,) and rgb.pad_value.shape == (3,)
+    assert rgb.train_x.shape[1:] == (3, 28, 28) and rgb.mean.shape == (3,) and rgb.pad_value.shape == (3,)
     assert torch.equal(rgb.train_x[:, 0], rgb.train_x[:, 1])
     assert torch.equal(rgb.train_x[:, 0], rgb.train_x[:, 2])
+    assert rgb.inputs(rgb.train_x[:5]).shape == (5, 3, 32, 32)
     override = load_task(TaskSpec(dataset="digits"), in_channels=1, image_size=28, seed=0,
                          data=DataConfig(image_size=16))
-    assert override.train_x.shape[1:] == (1, 16, 16)
+    assert override.train_x.shape[1:] == (1, 8, 8) and override.inputs(override.train_x).shape[1:] == (1, 16, 16)
+
+
+def test_large_inputs_are_stored_native_and_resized_per_batch():
+    """A 3-channel 64 px network on grey 28 px digits: one stored channel at 28 px, 64 px batches."""
+    d = load_task(TaskSpec(dataset="mnist_subset"), in_channels=3, image_size=64, seed=0)
+    n = len(d.train_y)
+    assert d.train_x.shape == (n, 3, 28, 28) and d.image_size == 64
+    for x in (d.train_x, d.val_x, d.test_x):  # grey -> RGB is a view: one channel of floats in memory
+        assert x.stride(1) == 0 and x.untyped_storage().nbytes() == x.shape[0] * 28 * 28 * 4
+    batch = d.train_x[torch.arange(8)]
+    out = d.inputs(batch)
+    expected = F.interpolate(batch, size=(64, 64), mode="bilinear", align_corners=False)  # upscaling
+    assert out.shape == (8, 3, 64, 64) and out.dtype == torch.float32 and torch.equal(out, expected)
+    grey = load_task(TaskSpec(dataset="mnist_subset"), in_channels=1, image_size=28, seed=0)
+    assert torch.equal(grey.train_x, d.train_x[:, :1]) and torch.equal(grey.mean.expand(3), d.mean)
+    assert grey.train_x.is_contiguous() and grey.inputs(grey.train_x) is grey.train_x  # no-op: no copy

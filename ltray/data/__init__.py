@@ -4,7 +4,7 @@ Core code: no Ray, no model imports. Everything is deterministic given its seed 
 """
 
 from .augment import augment, batches, crop_at
-from .prepare import TaskData, clear_caches, load_task, split_indices
+from .prepare import TaskData, clear_caches, load_task, resize, split_indices
 from .registry import DATASETS, DatasetSpec, get_dataset, load_raw
 from .views import apply_views, task_label
 
@@ -20,6 +20,7 @@ __all__ = [
     "get_dataset",
     "load_raw",
     "load_task",
+    "resize",
     "split_indices",
     "task_label",
 ]

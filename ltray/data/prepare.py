@@ -1,8 +1,9 @@
 """Turn a TaskSpec into device-resident, normalised train/val/test tensors, once per worker.
 
-raw uint8 -> views -> [0, 1] floats -> channels (grey->RGB replicate, RGB->grey luminance) ->
-resize (bilinear, antialiased when shrinking) -> seeded train/val split -> optional cap ->
-normalise every split with the training split's per-channel mean/std.
+raw uint8 -> views -> [0, 1] floats -> channels (RGB->grey luminance; grey->RGB is a stride-0
+view, no copy) -> seeded train/val split -> optional cap -> normalise every split with the
+training split's per-channel mean/std. Images stay at their native side (28 or 32 px); the
+training loop resizes each batch to the model's side on the device (TaskData.inputs).
 """
 
 from __future__ import annotations
@@ -22,28 +23,48 @@ from .views import apply_views, task_label
 
 Tensor = torch.Tensor
 LUMINANCE = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights, as PIL's convert('L')
-CHUNK_VALUES = 2**24  # floats per processing chunk (64 MiB): bounds peak memory at 224 px
+CHUNK_VALUES = 2**24  # floats per conversion chunk (64 MiB): bounds peak memory on large sets
 
 
 @dataclass(frozen=True, eq=False)
 class TaskData:
-    """One task's splits, ready to train on. Shared via a cache: never modify the tensors in place."""
+    """One task's splits, ready to train on. Shared via a cache: never modify the tensors in place.
+
+    Images are float32, normalised, at the dataset's native side: CIFAR-10 for a 224 px network
+    takes 0.7 GB, not 24 GB, so several trials fit one GPU. Call `inputs` on each (augmented)
+    batch to get the model's input side. Float32 rather than uint8 keeps the luminance
+    conversion exact and the per-batch path to a single resize.
+    """
 
     name: str
-    train_x: Tensor  # float32 [N, C, H, W], normalised
+    train_x: Tensor  # float32 [N, C, h, w], native side h x w, normalised (may be a stride-0 channel view)
     train_y: Tensor  # int64 [N]
     val_x: Tensor
     val_y: Tensor
     test_x: Tensor
     test_y: Tensor
     num_classes: int
-    mean: Tensor  # float32 [C], of the [0, 1]-scaled training split
+    mean: Tensor  # float32 [C], of the [0, 1]-scaled training split at native side
     std: Tensor  # float32 [C]
+    image_size: int  # the model's input side, pixels
 
     @functools.cached_property
     def pad_value(self) -> Tensor:
         """float32 [C]: the normalised value of a raw black pixel, the fill for crop padding."""
         return -self.mean / self.std
+
+    def inputs(self, x: Tensor) -> Tensor:
+        """A batch at native side -> the model's input side (x itself when they already match)."""
+        return resize(x, self.image_size)
+
+
+def resize(x: Tensor, side: int) -> Tensor:
+    """[N, C, h, w] -> [N, C, side, side]: bilinear, antialiased when shrinking; identity (no copy) if equal."""
+    h, w = x.shape[-2:]
+    if (h, w) == (side, side):
+        return x
+    shrink = side < max(h, w)  # antialiasing only matters when downscaling
+    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=shrink)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -55,29 +76,28 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[Tensor, Tenso
     return perm[n_val:], perm[:n_val]
 
 
-def _to_channels(x: Tensor, channels: int) -> Tensor:
-    c = x.shape[1]
-    if c == channels:
-        return x
-    if c == 1:
-        return x.expand(-1, channels, -1, -1)
-    if c == 3 and channels == 1:
-        w = torch.tensor(LUMINANCE, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return (x * w).sum(dim=1, keepdim=True)
-    raise DatasetError(f"cannot convert {c}-channel images to the architecture's {channels} channel(s)")
+def stored_channels(raw_channels: int, channels: int) -> int:
+    """Channels actually stored: grey for an RGB network stays 1 channel (expanded as a view)."""
+    if raw_channels == channels or raw_channels == 1:
+        return raw_channels
+    if raw_channels == 3 and channels == 1:
+        return 1
+    raise DatasetError(f"cannot convert {raw_channels}-channel images to the architecture's {channels} channel(s)")
 
 
-def to_float(raw: Tensor, channels: int, side: int, device: torch.device) -> Tensor:
-    """uint8 [N, C, H, W] -> float32 [N, channels, side, side] in [0, 1] on `device`, in chunks."""
-    n, _, h, w = raw.shape
-    out = torch.empty((n, channels, side, side), dtype=torch.float32, device=device)
-    step = max(1, CHUNK_VALUES // (channels * max(side * side, h * w)))
+def to_float(raw: Tensor, channels: int, device: torch.device) -> Tensor:
+    """uint8 [N, C, h, w] -> float32 [N, channels, h, w] in [0, 1] on `device`, in chunks.
+
+    `channels` is C or 1 (RGB -> grey by luminance); see `stored_channels`.
+    """
+    n, c, h, w = raw.shape
+    out = torch.empty((n, channels, h, w), dtype=torch.float32, device=device)
+    step = max(1, CHUNK_VALUES // (max(c, channels) * h * w))
+    weights = torch.tensor(LUMINANCE, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     for start in range(0, n, step):  # per-image ops: chunking never changes the values
         x = raw[start : start + step].to(device).float().div_(255.0)
-        x = _to_channels(x, channels)
-        if (h, w) != (side, side):
-            shrink = side < max(h, w)  # antialiasing only matters when downscaling
-            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=shrink)
+        if c != channels:
+            x = (x * weights).sum(dim=1, keepdim=True)
         out[start : start + step] = x
     return out
 
@@ -113,9 +133,10 @@ def load_task(
 ) -> TaskData:
     """Prepare `task` for an architecture taking `in_channels` x `image_size`^2 inputs.
 
-    `data.image_size`, when set, overrides `image_size`. The train/val split depends only on
-    `seed`, the train set size and `data.val_fraction`; the test set never depends on `seed`.
-    Results are cached per argument set (bounded), so a worker's later trials reuse them.
+    `data.image_size`, when set, overrides `image_size`; either way it is only recorded (for
+    `TaskData.inputs`), the stored images keep their native side. The train/val split depends
+    only on `seed`, the train set size and `data.val_fraction`; the test set never depends on
+    `seed`. Results are cached per argument set (bounded), so a worker's later trials reuse them.
     """
     data = data or DataConfig()
     return _load_task_cached(
@@ -124,7 +145,7 @@ def load_task(
     )
 
 
-@functools.lru_cache(maxsize=2)  # at 224 px a task is GBs: keep only the current one or two
+@functools.lru_cache(maxsize=2)  # a task is up to ~1 GB on the device: keep only the current one or two
 def _load_task_cached(task, in_channels, side, seed, data, root, download, device, name) -> TaskData:
     spec = get_dataset(task.dataset)
     num_classes = spec.num_classes(data)
@@ -140,20 +161,25 @@ def _load_task_cached(task, in_channels, side, seed, data, root, download, devic
         train_idx = train_idx[: data.max_train_samples]
 
     # only the selected images are converted: a capped quick run stays cheap
-    train_x = to_float(train_img[train_idx], in_channels, side, dev)
-    val_x = to_float(train_img[val_idx], in_channels, side, dev)
-    test_x = to_float(test_img, in_channels, side, dev)
+    stored = stored_channels(train_img.shape[1], in_channels)
+    train_x = to_float(train_img[train_idx], stored, dev)
+    val_x = to_float(train_img[val_idx], stored, dev)
+    test_x = to_float(test_img, stored, dev)
 
     mean, std = channel_stats(train_x)
+    splits = []
     for x in (train_x, val_x, test_x):  # fresh tensors of ours: normalise in place
         x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
+        splits.append(x if stored == in_channels else x.expand(-1, in_channels, -1, -1))  # grey -> RGB, no copy
+    if stored != in_channels:
+        mean, std = mean.repeat(in_channels), std.repeat(in_channels)
 
     return TaskData(
         name=name,
-        train_x=train_x, train_y=train_lab[train_idx].to(dev),
-        val_x=val_x, val_y=train_lab[val_idx].to(dev),
-        test_x=test_x, test_y=test_lab.to(dev),
-        num_classes=num_classes, mean=mean, std=std,
+        train_x=splits[0], train_y=train_lab[train_idx].to(dev),
+        val_x=splits[1], val_y=train_lab[val_idx].to(dev),
+        test_x=splits[2], test_y=test_lab.to(dev),
+        num_classes=num_classes, mean=mean, std=std, image_size=side,
     )
 
 

@@ -19,6 +19,7 @@ raises ltray.errors.MaskFileError naming the file otherwise. `meta` is free-form
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import numpy as np
 from ltray.errors import MaskFileError
 from ltray.fileio import atomic_writer
 from ltray.masks.arrays import Mask, as_mask
+from ltray.masks.packed import Layout, PackedMask
 
 FORMAT_VERSION = 1
 MAGIC_PREFIX = b"LTMASK\x00"  # followed by one version byte
@@ -44,29 +46,33 @@ _PREAMBLE_BYTES = len(MAGIC) + _LENGTH.size  # 12
 def save_mask(path: str | os.PathLike, mask: Mapping[str, object], meta: dict | None = None) -> None:
     """Write `mask` (layer order kept) and JSON-able `meta` to `path` in one atomic rename."""
     arrays = as_mask(mask)
-    tensors, offset = [], 0
-    for name, array in arrays.items():
-        nbytes = _packed_nbytes(array.size)
-        tensors.append({"name": name, "shape": list(array.shape), "offset": offset, "nbytes": nbytes})
-        offset += nbytes
+    layout = Layout.of({name: array.shape for name, array in arrays.items()})
+    chunks = (np.packbits(array.ravel(order="C"), bitorder="little").tobytes() for array in arrays.values())
+    _write(path, layout, chunks, meta)
+
+
+def save_packed_mask(path: str | os.PathLike, mask: PackedMask, meta: dict | None = None) -> None:
+    """Write a mask already in packed form (its bits are the payload as is): no unpacking."""
+    if mask.bits.dtype != np.uint8 or mask.bits.shape != (mask.layout.total_bytes,):
+        raise ValueError(f"packed mask for {path} must be uint8 [{mask.layout.total_bytes}], "
+                         f"got {mask.bits.dtype} {mask.bits.shape}")
+    _write(path, mask.layout, [mask.bits.tobytes()], meta)
+
+
+def _write(path, layout: Layout, payload_chunks, meta: dict | None) -> None:
+    tensors = [{"name": name, "shape": list(shape), "offset": offset, "nbytes": nbytes}
+               for name, shape, offset, nbytes in zip(layout.names, layout.shapes, layout.offsets, layout.nbytes)]
     try:
         header = json.dumps({"tensors": tensors, "meta": dict(meta or {})}, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"mask meta for {path} is not plain JSON: {exc}") from exc
     header_bytes = header.encode("utf-8")
     digest = hashlib.sha256()
-    with atomic_writer(path, "wb") as f:
-        for chunk in _chunks(header_bytes, arrays):
+    with atomic_writer(path, "wb") as f:  # one layer at a time: bounded memory
+        for chunk in itertools.chain([MAGIC + _LENGTH.pack(len(header_bytes)) + header_bytes], payload_chunks):
             digest.update(chunk)
             f.write(chunk)
         f.write(digest.digest())
-
-
-def _chunks(header_bytes: bytes, arrays: Mask):
-    """The file's bytes before the checksum, one tensor at a time to bound memory."""
-    yield MAGIC + _LENGTH.pack(len(header_bytes)) + header_bytes
-    for array in arrays.values():
-        yield np.packbits(array.ravel(order="C"), bitorder="little").tobytes()
 
 
 def load_mask(path: str | os.PathLike) -> Mask:
@@ -76,6 +82,13 @@ def load_mask(path: str | os.PathLike) -> Mask:
 
 def load_mask_with_meta(path: str | os.PathLike) -> tuple[Mask, dict]:
     """Read a mask file and the `meta` dict it was saved with, verifying the checksum."""
+    packed, meta = load_packed_mask(path)
+    return packed.unpack(), meta
+
+
+def load_packed_mask(path: str | os.PathLike) -> tuple[PackedMask, dict]:
+    """Read a mask file as packed bits (its payload, read-only, never unpacked) and its `meta`,
+    with every check load_mask makes."""
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < _PREAMBLE_BYTES + _DIGEST_BYTES:
@@ -87,13 +100,8 @@ def load_mask_with_meta(path: str | os.PathLike) -> tuple[Mask, dict]:
     header, payload_start = _parse_header(path, data[len(MAGIC) : _PREAMBLE_BYTES], body)
     payload = np.frombuffer(body, dtype=np.uint8, offset=payload_start)
     _check_payload_size(path, header, payload.size)
-    mask: Mask = {}
-    for entry in header["tensors"]:
-        shape = tuple(entry["shape"])
-        packed = payload[entry["offset"] : entry["offset"] + entry["nbytes"]]
-        bits = np.unpackbits(packed, count=math.prod(shape), bitorder="little")
-        mask[entry["name"]] = bits.view(np.bool_).reshape(shape)
-    return mask, header["meta"]
+    layout = Layout.of({entry["name"]: tuple(entry["shape"]) for entry in header["tensors"]})
+    return PackedMask(layout, payload), header["meta"]
 
 
 def read_mask_header(path: str | os.PathLike) -> dict:
@@ -164,8 +172,8 @@ def _parse_header(path: Path, length_bytes: bytes, data: bytes) -> tuple[dict, i
         raise MaskFileError(f"{path}: truncated mask file (header length {length} runs past the end)")
     try:
         header = json.loads(bytes(data[_PREAMBLE_BYTES:start]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MaskFileError(f"{path}: mask header is not valid JSON ({exc})") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise MaskFileError(f"{path}: mask header is not valid JSON ({str(exc)[:80]})") from exc
     _check_header(path, header)
     return header, start
 
@@ -186,7 +194,7 @@ def _check_header(path: Path, header) -> None:
             and _is_count(entry.get("offset"))
             and _is_count(entry.get("nbytes"))
         ):
-            raise MaskFileError(f"{path}: mask header tensor #{i} is malformed: {entry!r}")
+            raise MaskFileError(f"{path}: mask header tensor #{i} is malformed: {repr(entry)[:80]}")
         name = entry["name"]
         if name in names:
             raise MaskFileError(f"{path}: mask header lists layer {name!r} twice")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from ltray.errors import LtrayError
+from ltray.errors import ConfigError, LtrayError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,6 +24,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_local_resources(sweep, source: str, address: str | None, num_cpus: int | None,
+                          num_gpus: int | None) -> None:
+    """A trial that asks a private local Ray for more than the machine has would stay pending
+    forever; say so before anything starts. (A cluster's capacity is not knowable offline.)"""
+    address = address or os.environ.get("RAY_ADDRESS")
+    ray = sys.modules.get("ray")
+    if (address and address != "local") or (ray is not None and ray.is_initialized()):
+        return
+    cpus = num_cpus if num_cpus is not None else os.cpu_count() or 1
+    if num_gpus is not None:
+        gpus = num_gpus
+    else:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    for arch in sweep.grid.archs:
+        key = arch if arch in sweep.resources else "default"
+        r = sweep.resources_for(arch)
+        for kind, asked, have in (("cpu", r.cpu, cpus), ("gpu", r.gpu, gpus)):
+            if asked > have:
+                raise ConfigError(f"{source}: resources.{key}.{kind}: a {arch} trial asks for {kind}={asked:g} but "
+                                  f"the local Ray has {have} {kind.upper()}(s), so it would never start; "
+                                  "lower it, or run on a cluster with --address")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -35,6 +61,7 @@ def main(argv=None) -> int:
         if args.dry_run:
             print(format_plan(plan))
             return 0
+        check_local_resources(sweep, args.sweep, args.address, args.num_cpus, args.num_gpus)
         from ltray.sweep.run import run_sweep
         from ltray.sweep.summary import write_summary
 

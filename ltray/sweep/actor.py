@@ -15,6 +15,7 @@ from ltray.sweep.plan import build_plan
 from ltray.sweep.spec import SweepConfig
 
 NAMESPACE = "ltray"
+HEAD_RESOURCE = "ltray_head"  # custom resource of the head node in cluster.yaml
 
 
 class ConsensusActor:
@@ -64,9 +65,19 @@ def start_actor(exp_dir: Path, sweep: SweepConfig):
     """Get or create the experiment's actor (a restarted driver finds the same one by name)."""
     remote = ray.remote(ConsensusActor).options(
         name=actor_name(exp_dir), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-        max_restarts=-1, max_task_retries=-1, num_cpus=0,
+        max_restarts=-1, max_task_retries=-1, num_cpus=0, resources=actor_resources(),
     )
     return remote.remote(str(exp_dir), sweep.model_dump(mode="json"))
+
+
+def actor_resources() -> dict[str, float]:
+    """Pin the actor to the head when a node declares HEAD_RESOURCE (cluster.yaml does).
+
+    A num_cpus=0 actor may otherwise land on a GPU worker, which the autoscaler then never
+    releases. A small share leaves room for other experiments' actors; a plain local Ray,
+    without the resource, places the actor anywhere.
+    """
+    return {HEAD_RESOURCE: 0.001} if HEAD_RESOURCE in ray.cluster_resources() else {}
 
 
 def get_actor(exp_dir: Path):

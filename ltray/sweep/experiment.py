@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import time
@@ -33,33 +34,63 @@ def experiment_dir(sweep: SweepConfig) -> Path:
 def open_experiment(sweep: SweepConfig, plan: Plan, resume: bool) -> Path:
     """Create the folder (fresh run) or check it belongs to this sweep (resume); return its path."""
     exp = experiment_dir(sweep)
-    marker = exp / MARKER
     if resume:
-        if not marker.exists():
-            raise ExperimentError(f"{exp}: not an ltray experiment folder (no {MARKER}); nothing to resume")
-        info = read_json(marker)
-        if info.get("format") != FOLDER_FORMAT:
-            raise ExperimentError(f"{exp}: made by an incompatible ltray (folder format {info.get('format')}, "
-                                  f"this ltray reads {FOLDER_FORMAT})")
-        old = {t["trial_id"] for t in read_json(exp / "plan.json").get("trajectories", [])}
-        new = {t.trial_id for t in plan.trajectories}
-        if old != new:
-            raise ExperimentError(f"{exp}: the sweep file no longer matches this experiment "
-                                  f"({len(old ^ new)} trajectories differ); start a new one with --name")
-        write_json(exp / "provenance.json", {**read_json(exp / "provenance.json"), "resumed": _provenance()})
+        _check_resumable(exp, plan)
+        provenance = exp / "provenance.json"
+        try:
+            old = read_json(provenance) if provenance.exists() else {}
+        except ExperimentError:
+            old = {}  # provenance is informative only; a damaged one does not block a resume
+        old = old if isinstance(old, dict) else {}
+        try:
+            write_json(provenance, {**old, "resumed": _provenance()})
+        except OSError as e:
+            raise ExperimentError(f"{provenance}: cannot write ({e.strerror})") from None
         return exp
+    if exp.exists() and not exp.is_dir():
+        raise ExperimentError(f"{exp}: exists and is not a folder; choose another --name or --storage")
     if exp.exists() and any(exp.iterdir()):
         raise ExperimentError(f"{exp}: experiment folder already exists; use --resume to continue it "
                               "or --name to start another")
+    created = next((p for p in reversed([exp, *exp.parents]) if not p.exists()), None)
     try:
         exp.mkdir(parents=True, exist_ok=True)
         atomic_write_text(exp / "sweep.yaml", yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False))
         atomic_write_text(exp / "plan.json", plan.to_json())
         write_json(exp / "provenance.json", _provenance())
-        write_json(marker, {"format": FOLDER_FORMAT, "ltray_version": ltray.__version__, "name": sweep.name})
+        write_json(exp / MARKER, {"format": FOLDER_FORMAT, "ltray_version": ltray.__version__, "name": sweep.name})
     except OSError as e:
-        raise ExperimentError(f"{exp}: cannot write the experiment folder ({e.strerror})") from None
+        # a half-made folder (disk full) would block both a fresh start and --resume: remove it
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        else:
+            for name in ("sweep.yaml", "plan.json", "provenance.json", MARKER):
+                (exp / name).unlink(missing_ok=True)
+        raise ExperimentError(f"{exp}: cannot write the experiment folder ({e.strerror or e})") from None
     return exp
+
+
+def _check_resumable(exp: Path, plan: Plan) -> None:
+    """--resume only continues a folder this ltray made for this sweep."""
+    marker = exp / MARKER
+    if not exp.is_dir():
+        raise ExperimentError(f"{exp}: no such experiment folder; nothing to resume (drop --resume to start it)")
+    if not marker.is_file():
+        raise ExperimentError(f"{exp}: not an ltray experiment folder (no {MARKER}); nothing to resume")
+    info = read_json(marker)
+    version = info.get("format") if isinstance(info, dict) else None
+    if version != FOLDER_FORMAT:
+        raise ExperimentError(f"{marker}: format: made by an incompatible ltray (folder format {version!r}, "
+                              f"this ltray reads {FOLDER_FORMAT})")
+    planned = read_json(exp / "plan.json")
+    trajectories = planned.get("trajectories") if isinstance(planned, dict) else None
+    if not isinstance(trajectories, list) or not all(isinstance(t, dict) and "trial_id" in t for t in trajectories):
+        raise ExperimentError(f"{exp / 'plan.json'}: trajectories: not a list of trials with a trial_id")
+    old = {t["trial_id"] for t in trajectories}
+    new = {t.trial_id for t in plan.trajectories}
+    if old != new:
+        raise ExperimentError(f"{exp}: the sweep file no longer matches this experiment "
+                              f"({len(old ^ new)} trajectories differ); start a new one with --name")
 
 
 def _provenance() -> dict:
@@ -143,7 +174,7 @@ def all_results(exp_dir: Path) -> list[dict]:
 def read_json(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ExperimentError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
 
 

@@ -1,6 +1,7 @@
 """Read a sweep file: YAML syntax, then the typed models, then the rules that need the registries.
 
-Every problem becomes one ConfigError line `<file>: <field.path>: <message>`.
+Every problem becomes one ConfigError line `<file>: <field.path>: <message>` (pydantic's errors
+are rewritten by `pydantic_errors`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,21 @@ from pydantic import ValidationError
 
 from ltray.config import DataConfig, TaskSpec
 from ltray.errors import ConfigError, LtrayError, unknown_key_message
+from ltray.sweep.pydantic_errors import format_validation_error
 from ltray.sweep.spec import SweepConfig
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepConfig:
@@ -20,49 +35,37 @@ def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepConfig:
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read sweep file ({e.strerror})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read sweep file ({getattr(e, 'strerror', None) or e})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{path}: YAML syntax error: {where}{problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the sweep file is empty")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep file must be a mapping of keys, got {type(raw).__name__}")
-    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return parse_sweep(raw, str(path))
+    cli = {k: v for k, v in (overrides or {}).items() if v is not None}
+    raw.update(cli)
+    return parse_sweep(raw, str(path), cli_keys=tuple(cli))
 
 
-def parse_sweep(raw: dict, source: str = "<sweep>") -> SweepConfig:
+def parse_sweep(raw: dict, source: str = "<sweep>", cli_keys: tuple[str, ...] = ()) -> SweepConfig:
+    """Validate a parsed sweep; `cli_keys` came from command-line flags (said so in errors)."""
     try:
         cfg = SweepConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from None
+        text = format_validation_error(e, source, raw, SweepConfig)
+        for key in cli_keys:
+            text = text.replace(f"{source}: {key}: ", f"{source}: {key} (set by --{key}): ")
+        raise ConfigError(text) from None
     problems = check_semantics(cfg)
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     return cfg
-
-
-def format_validation_error(e: ValidationError, source: str) -> str:
-    lines = []
-    for err in e.errors():
-        loc = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x)) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(dict.fromkeys(lines))
-
-
-def _is_union_tag(part) -> bool:
-    # pydantic puts the tried union member in the path ('int', "literal['all']", 'RotateView')
-    return isinstance(part, str) and (part in {"int", "float", "str"} or part.startswith("literal[")
-                                      or part.endswith("View"))
 
 
 def check_semantics(cfg: SweepConfig) -> list[str]:
@@ -119,8 +122,6 @@ def _check_group(cfg: SweepConfig, group, where: str) -> list[str]:
     for i, s in enumerate(group.sources):
         if s not in cfg.grid.tasks:
             problems.append(f"{where}.sources.{i}: source task {s!r} is not in grid.tasks, so it has no trajectory")
-    if len(set(group.sources)) != len(group.sources):
-        problems.append(f"{where}.sources: duplicate source tasks")
     if group.technique not in cfg.grid.techniques:
         problems.append(f"{where}.technique: {group.technique!r} is not in grid.techniques")
     for i, r in enumerate(group.source_rounds):

@@ -11,11 +11,19 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from ltray.config import DataConfig, Frozen, TaskSpec, TrainConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def _no_duplicates(v):
+    """A repeated entry would plan the same trial or group twice."""
+    dupes = sorted({str(x) for x in v or () if v.count(x) > 1})
+    if dupes:
+        raise ValueError(f"duplicate entries: {', '.join(dupes)}")
+    return v
 
 
 class Grid(Frozen):
@@ -29,10 +37,7 @@ class Grid(Frozen):
     @field_validator("tasks", "archs", "techniques", "seeds")
     @classmethod
     def _unique(cls, v):
-        dupes = sorted({str(x) for x in v if v.count(x) > 1})
-        if dupes:
-            raise ValueError(f"duplicate entries: {', '.join(dupes)}")
-        return v
+        return _no_duplicates(v)
 
     @field_validator("seeds")
     @classmethod
@@ -91,6 +96,11 @@ class ConsensusGroup(Frozen):
     leave_one_out: bool = False  # also train each source target on the consensus of the others
     output_rule: Literal["error", "dense", "columns"] = "error"
 
+    @field_validator("sources", "source_rounds", "targets", "archs", "seeds")
+    @classmethod
+    def _unique(cls, v):
+        return _no_duplicates(v)
+
     @field_validator("thresholds")
     @classmethod
     def _positive(cls, v):
@@ -137,13 +147,14 @@ class SweepConfig(Frozen):
                 raise ValueError(f"task name {name!r} may only use letters, digits, '_', '.', '-'")
         return v
 
-    @model_validator(mode="after")
-    def _consensus_names_unique(self):
-        names = [g.name for g in self.consensus]
+    @field_validator("consensus")
+    @classmethod
+    def _consensus_names_unique(cls, v):
+        names = [g.name for g in v]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"consensus group names must be unique: {', '.join(dupes)}")
-        return self
+        return v
 
     def task(self, name: str) -> TaskSpec:
         return self.tasks.get(name) or TaskSpec(dataset=name)

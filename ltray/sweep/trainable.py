@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import ray
 import torch
 from ray import tune
 
@@ -79,8 +80,11 @@ def _row(spec: TrialSpec, files: TrialFiles, result) -> dict:
 
 
 def _metrics(row: dict) -> dict:
-    """A row as Tune metrics: Tune owns the key 'trial_id' (the callback takes ours from the config)."""
-    return {k: v for k, v in row.items() if k != "trial_id"}
+    """A row as Tune metrics: Tune owns the key 'trial_id' (the callback takes ours from the config).
+    node_id and assigned resources say where the trial runs (node_ip cannot tell apart nodes of one host)."""
+    ctx = ray.get_runtime_context()
+    return {k: v for k, v in row.items() if k != "trial_id"} | {"node_id": ctx.get_node_id(),
+                                                                 "assigned": ctx.get_assigned_resources()}
 
 
 def _newest_state(files: TrialFiles) -> TrajectoryState | None:

@@ -1,5 +1,6 @@
-"""The masked training loop: data resident on the device, randperm batches, batched augmentation,
-masks re-applied after every optimizer step, and no host synchronisation inside an epoch."""
+"""The masked training loop: data resident on the device at native side, randperm batches,
+batched augmentation, then a per-batch resize to the model's side; masks re-applied after every
+optimizer step, and no host synchronisation inside an epoch."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from torch import nn
 
 from ltray.config import DataConfig, TrainConfig
 from ltray.data import TaskData, augment, batches
+
+EVAL_VALUES = 2**23  # input floats per evaluation batch (32 MiB): ~55 images at 224 px x 3 channels
 
 
 class MaskApplier:
@@ -53,7 +56,8 @@ def train_round(
     """Train `train.epochs` epochs from the model's current weights; return the last epoch's mean loss.
 
     `generator` (on the data's device) drives batch order and augmentation, so a round is
-    reproducible from its seed alone.
+    reproducible from its seed alone. Augmentation works in native pixels (crop padding 4 on a
+    32 px CIFAR image, as torchvision's RandomCrop), then the batch is resized to the model's side.
     """
     model.train()
     optimizer = make_optimizer(model, train)
@@ -74,7 +78,7 @@ def train_round(
                     flip=data.flip,
                     fill=task.pad_value,
                 )
-            loss = loss_fn(model(x), y_all[idx])
+            loss = loss_fn(model(task.inputs(x)), y_all[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -86,13 +90,36 @@ def train_round(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Accuracy in [0, 1]; nan for an empty split."""
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int | None = None,
+    *,
+    inputs: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> float:
+    """Accuracy in [0, 1]; nan for an empty split.
+
+    `inputs` maps a native-side batch to the model's input (TaskData.inputs), so a 224 px
+    evaluation never holds the whole split at 224 px. `batch_size` defaults to EVAL_VALUES input
+    values per batch (at most 1024 samples).
+    """
     if x.shape[0] == 0:
         return float("nan")
+    inputs = inputs or (lambda b: b)
+    if batch_size is None:
+        batch_size = max(1, min(1024, EVAL_VALUES // inputs(x[:1])[0].numel()))
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for start in range(0, x.shape[0], batch_size):
-        logits = model(x[start : start + batch_size])
+        logits = model(inputs(x[start : start + batch_size]))
         correct += (logits.argmax(dim=1) == y[start : start + batch_size]).sum()
     return float(correct) / x.shape[0]
+
+
+def evaluate_task(model: nn.Module, task: TaskData) -> tuple[float, float]:
+    """(validation accuracy, test accuracy), each batch resized to the model's side."""
+    return (
+        evaluate(model, task.val_x, task.val_y, inputs=task.inputs),
+        evaluate(model, task.test_x, task.test_y, inputs=task.inputs),
+    )

@@ -19,7 +19,7 @@ from ltray.masks import check_mask_matches, load_mask, save_mask, sparsity
 from ltray.masks.effective import effective_sparsity
 from ltray.models import output_layer_name
 from ltray.seeding import derive_seed
-from ltray.training.loop import MaskApplier, evaluate, train_round
+from ltray.training.loop import MaskApplier, evaluate_task, train_round
 from ltray.training.setup import default_device, prepare, seeded_generator
 from ltray.training.trajectory import RoundResult
 
@@ -51,13 +51,14 @@ def train_ticket(
     mask_t = {n: torch.from_numpy(m).to(device) for n, m in mask.items()}
     gen = seeded_generator(device, derive_seed(cfg.seed, "train", 0))
     loss = train_round(setup.model, setup.task, MaskApplier(setup.model, mask_t), cfg.train, cfg.data, gen)
+    val_acc, test_acc = evaluate_task(setup.model, setup.task)
     return RoundResult(
         round=0,
         sparsity=sparsity(mask),
         effective_sparsity=effective_sparsity(setup.model, mask, setup.input_shape),
         train_loss=loss,
-        val_acc=evaluate(setup.model, setup.task.val_x, setup.task.val_y),
-        test_acc=evaluate(setup.model, setup.task.test_x, setup.task.test_y),
+        val_acc=val_acc,
+        test_acc=test_acc,
         seconds=time.perf_counter() - start,
         mask_path=str(record_path or mask_out or cfg.mask_path),
     )

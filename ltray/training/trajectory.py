@@ -20,7 +20,7 @@ from ltray.masks import save_mask, sparsity
 from ltray.masks.effective import effective_sparsity
 from ltray.pruning import prune
 from ltray.seeding import derive_seed
-from ltray.training.loop import MaskApplier, evaluate, train_round
+from ltray.training.loop import MaskApplier, evaluate_task, train_round
 from ltray.training.setup import Setup, default_device, prepare, seeded_generator
 from ltray.training.state import TrajectoryState
 
@@ -91,13 +91,14 @@ def run_trajectory(
             rewind_weights = captured
         gen = seeded_generator(device, derive_seed(cfg.seed, "train", r))
         loss = train_round(setup.model, setup.task, apply_mask, cfg.train, cfg.data, gen, on_epoch_end=capture)
+        val_acc, test_acc = evaluate_task(setup.model, setup.task)
         result = RoundResult(
             round=r,
             sparsity=sparsity(state.mask),
             effective_sparsity=effective_sparsity(setup.model, state.mask, setup.input_shape),
             train_loss=loss,
-            val_acc=evaluate(setup.model, setup.task.val_x, setup.task.val_y),
-            test_acc=evaluate(setup.model, setup.task.test_x, setup.task.test_y),
+            val_acc=val_acc,
+            test_acc=test_acc,
             seconds=0.0,
             mask_path=str(mask_path),
         )

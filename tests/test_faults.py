@@ -1,0 +1,166 @@
+"""Faults during a sweep cost at most the round in progress: a killed trial worker, a killed
+consensus actor, and a driver killed with SIGKILL (then --resume) all end with every round,
+consensus mask and follow-up exactly once, checked from the files on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ltray.masks import load_mask
+from ltray.sweep.plan import build_plan
+from tests.sweep_helpers import (TINY_SWEEP, rounds_table, short_tmpdir, source_masks, start_local_ray, tiny_sweep,
+                                 tune_trial_dirs, vote_consensus)
+
+pytestmark = pytest.mark.ray
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    rows = []
+    for line in out.splitlines():
+        p, pp, args = line.strip().split(None, 2)
+        if int(pp) == pid:
+            rows.append((int(p), args))
+    return rows
+
+
+def _trial_worker_pids() -> list[int]:
+    """Workers running a trial of the Ray instance this test process started (found by parent pid)."""
+    raylets = [p for p, args in _children(os.getpid()) if "raylet" in args.split()[0]]
+    return [p for r in raylets for p, args in _children(r) if "ImplicitFunc" in args or "run_trial" in args]
+
+
+def _assert_complete_and_unique(exp: Path, plan) -> pd.DataFrame:
+    rounds = rounds_table(exp)
+    assert not rounds.duplicated(["trial_id", "round"]).any()
+    for t in plan.trajectories:
+        assert sorted(rounds[rounds.trial_id == t.trial_id]["round"]) == list(range(plan.sweep.rounds))
+    followups = rounds[rounds.kind != "bespoke"]
+    assert len(followups) == plan.max_followups()
+    assert followups.trial_id.is_unique
+    return rounds
+
+
+def _assert_consensus_exact(exp: Path, plan) -> None:
+    for group in plan.groups:
+        masks = list(source_masks(exp, plan, group).values())
+        for k in group.thresholds:
+            got, want = load_mask(exp / group.consensus_path(k)), vote_consensus(masks, k)
+            assert all(np.array_equal(got[n], want[n]) for n in want)
+
+
+def _direct_masks(plan, tmp: Path) -> dict[str, list[dict]]:
+    """The same trajectories run without Ray, one torch thread, as a trial does."""
+    import torch
+
+    from ltray.training import run_trajectory
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {}
+        for t in plan.trajectories:
+            run_trajectory(t.config, tmp / t.trial_id, root=plan.sweep.data_root, device="cpu")
+            out[t.trial_id] = [load_mask(tmp / t.trial_id / f"round_{r:02d}.ltmask") for r in range(t.config.rounds)]
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_killed_worker_and_actor_lose_nothing(tmp_path):
+    import ray
+
+    from ltray.sweep.actor import get_actor
+    from ltray.sweep.run import run_sweep
+
+    sweep = tiny_sweep(tmp_path / "exp")
+    plan = build_plan(sweep)
+    exp = tmp_path / "exp" / "tiny"
+    killed = {"worker": None, "actor": False}
+
+    def inject():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not (killed["worker"] and killed["actor"]):
+            time.sleep(0.2)
+            bespoke_done = len(list(exp.glob("trials/bespoke-*/done.json")))
+            started = list(exp.glob("trials/bespoke-*/results.json"))
+            if killed["worker"] is None and started and bespoke_done < len(plan.trajectories):
+                pids = _trial_worker_pids()
+                if pids:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed["worker"] = pids[0]
+            journal = exp / "actor" / "journal.jsonl"
+            if not killed["actor"] and journal.exists() and len(journal.read_text().splitlines()) >= 4:
+                ray.kill(get_actor(exp), no_restart=False)
+                killed["actor"] = True
+
+    start_local_ray()
+    thread = threading.Thread(target=inject, daemon=True)
+    try:
+        thread.start()
+        run_sweep(plan, verbose=0)
+    finally:
+        thread.join(timeout=5)
+        ray.shutdown()
+    assert killed["worker"] and killed["actor"], killed
+    _assert_complete_and_unique(exp, plan)
+    _assert_consensus_exact(exp, plan)
+    launches = tune_trial_dirs(exp)
+    assert len(launches) == len(set(launches)) == len(plan.trajectories) + plan.max_followups()
+    direct = _direct_masks(plan, tmp_path / "direct")
+    for tid, masks in direct.items():
+        for r, want in enumerate(masks):
+            got = load_mask(exp / "masks" / tid / f"round_{r:02d}.ltmask")
+            assert all(np.array_equal(got[n], want[n]) for n in want), (tid, r)
+
+
+def test_driver_killed_then_resumed_finishes_without_retraining(tmp_path):
+    sweep_file = tmp_path / "tiny.yaml"
+    sweep_file.write_text(yaml.safe_dump({**TINY_SWEEP, "storage": str(tmp_path / "exp")}))
+    exp = tmp_path / "exp" / "tiny"
+    env = {**os.environ, "LTRAY_RAY_TMPDIR": short_tmpdir("ltk-"), "RAY_AUTH_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "ltray.sweep", str(sweep_file), "-q"]
+    driver = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(list(exp.glob("trials/*/done.json"))) < 3:
+            assert driver.poll() is None, "the sweep ended before it could be interrupted"
+            time.sleep(0.2)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        driver.wait()
+    done_before = {p.parent.name for p in exp.glob("trials/*/done.json")}
+    assert 3 <= len(done_before) < len(build_plan(tiny_sweep(tmp_path / "exp")).trajectories) + 1
+    finished_masks = {}
+    for results in exp.glob("trials/*/results.json"):
+        for row in json.loads(results.read_text())["rounds"]:
+            if row["kind"] == "bespoke":
+                st = (exp / row["mask_path"]).stat()
+                finished_masks[row["mask_path"]] = (st.st_ino, st.st_mtime_ns)
+
+    resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, env={**env, "LTRAY_RAY_TMPDIR": short_tmpdir("ltr-")},
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    plan = build_plan(tiny_sweep(tmp_path / "exp"))
+    _assert_complete_and_unique(exp, plan)
+    _assert_consensus_exact(exp, plan)
+    for rel, before in finished_masks.items():  # finished rounds were not trained again
+        st = (exp / rel).stat()
+        assert (st.st_ino, st.st_mtime_ns) == before, rel
+    second_run = [p.name for p in (exp / "tune" / "run-002").iterdir() if p.is_dir()]
+    assert not set(second_run) & done_before  # finished trials were not launched again
+    assert "pret_a_porter" in resumed.stdout  # the summary is printed
