@@ -164,3 +164,37 @@ def test_driver_killed_then_resumed_finishes_without_retraining(tmp_path):
     second_run = [p.name for p in (exp / "tune" / "run-002").iterdir() if p.is_dir()]
     assert not set(second_run) & done_before  # finished trials were not launched again
     assert "pret_a_porter" in resumed.stdout  # the summary is printed
+
+
+def test_full_disk_stops_with_one_line_and_a_readable_folder(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from ltray import fileio
+    from ltray.sweep import tables
+    from ltray.sweep.__main__ import main
+
+    sweep_file = tmp_path / "tiny.yaml"
+    sweep_file.write_text(yaml.safe_dump({**TINY_SWEEP, "storage": str(tmp_path / "exp"), "consensus": []}))
+    exp = tmp_path / "exp" / "tiny"
+    calls = {"rounds": 0}
+
+    def filling_disk(path, data):
+        if Path(path).name == "rounds.csv":
+            calls["rounds"] += 1
+            if calls["rounds"] >= 2:  # the disk fills up halfway through the second write
+                with fileio.atomic_writer(path) as f:
+                    f.write(data[: len(data) // 2])
+                    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        fileio.atomic_write_bytes(path, data)
+
+    monkeypatch.setattr(tables, "atomic_write_bytes", filling_disk)
+    monkeypatch.setenv("LTRAY_RAY_TMPDIR", short_tmpdir("ltd-"))
+    assert main([str(sweep_file), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0]
+    assert "Traceback" not in "\n".join(err)
+    readable = pd.read_csv(exp / "rounds.csv")  # the last complete version
+    assert len(readable) > 0 and not readable.duplicated(["trial_id", "round"]).any()
+    assert not list(exp.rglob("*.tmp"))
+    for rel in readable.mask_path:
+        load_mask(exp / rel)

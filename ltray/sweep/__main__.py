@@ -49,6 +49,11 @@ def check_local_resources(sweep, source: str, address: str | None, num_cpus: int
                                   "lower it, or run on a cluster with --address")
 
 
+def failed_trials(exp) -> list[str]:
+    """Trials whose last attempt failed (an error marker and no completion marker)."""
+    return sorted(p.parent.name for p in exp.glob("trials/*/error.json") if not (p.parent / "done.json").exists())
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -69,9 +74,20 @@ def main(argv=None) -> int:
                         num_gpus=args.num_gpus, dashboard=args.dashboard, verbose=0 if args.quiet else 1)
         print(f"\nexperiment folder: {exp}")
         print(write_summary(exp))
+        failed = failed_trials(exp)
+        if failed:
+            print(f"error: {len(failed)} trial(s) failed after their retries ({', '.join(failed[:5])}"
+                  f"{', ...' if len(failed) > 5 else ''}); see {exp}/trials/<trial_id>/error.json, fix the cause "
+                  "and continue with --resume", file=sys.stderr)
+            return 1
         return 0
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # storage full or unwritable mid-run: every file on disk is still whole
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}; the experiment folder stays readable: free space or fix "
+              "permissions, then continue with --resume", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; continue with --resume", file=sys.stderr)

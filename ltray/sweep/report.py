@@ -19,10 +19,17 @@ def format_plan(plan: Plan) -> str:
         r = sweep.resources_for(arch)
         lines.append(f"  {arch}: {count} trajectories, {r.cpu:g} CPU + {r.gpu:g} GPU per trial")
     lines.append(f"consensus groups: {len(plan.groups)}; follow-up trials at most {plan.max_followups()}")
+    by_name: dict[str, list] = {}
     for g in plan.groups:
-        lines.append(f"  {g.group_id}: {len(g.sources)} sources at round {g.source_round}, thresholds "
-                     f"{list(g.thresholds)}, {len(g.targets)} targets -> {g.max_followups()} follow-ups")
-    lines.append(f"estimated device time: {estimate_device_hours(plan):,.1f} GPU-hours "
+        by_name.setdefault(g.name, []).append(g)
+    for name, groups in by_name.items():
+        g = groups[0]
+        rounds = sorted({x.source_round for x in groups})
+        lines.append(f"  {name}: {len(groups)} instances (arch x seed x source round {rounds}), each "
+                     f"{len(g.sources)} sources ({', '.join(g.sources)}), thresholds {list(g.thresholds)}, "
+                     f"{len(g.targets)} targets ({len(set(g.targets) - set(g.sources))} held out) "
+                     f"-> {g.max_followups()} follow-ups each")
+    lines.append(f"estimated device time: {estimate_device_hours(plan):,.2f} GPU-hours "
                  "(rough: reference throughputs in ltray/sweep/plan.py)")
     lines.append(f"concurrency: {sweep.max_concurrent} trials running or pending; retries per trial: {sweep.max_failures}")
     return "\n".join(lines)

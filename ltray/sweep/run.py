@@ -111,7 +111,8 @@ def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> bool:
                  dashboard_host="127.0.0.1", namespace=NAMESPACE, _temp_dir=temp_dir,
                  configure_logging=True, logging_level="WARNING", log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - Ray raises many types for a failed start
-        raise ExperimentError(f"could not start a local Ray in {temp_dir}: {e}") from None
+        raise ExperimentError(f"could not start a local Ray in {temp_dir}: {e}; the experiment folder "
+                              "exists now, so retry with --resume") from None
     return True
 
 

@@ -33,6 +33,7 @@ def summary_table(rounds: pd.DataFrame) -> pd.DataFrame:
     acc = f.pivot_table(index=keys, columns="column", values="test_acc", aggfunc="mean")
     spars = f[f["kind"].eq("pret_a_porter") & ~f["leave_one_out"]].groupby(keys)["sparsity"].mean()
     table = acc.join(spars.rename("sparsity")).reset_index()
+    table["threshold"] = table["threshold"].astype(int)
     order = keys + [c for c in ("sparsity", "pret_a_porter", "loo", "bespoke_own", "bespoke_other", "random")
                     if c in table.columns]
     return table[order].rename(columns={"dataset": "target"})
