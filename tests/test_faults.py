@@ -132,7 +132,7 @@ def test_driver_killed_then_resumed_finishes_without_retraining(tmp_path):
     sweep_file.write_text(yaml.safe_dump({**TINY_SWEEP, "storage": str(tmp_path / "exp")}))
     exp = tmp_path / "exp" / "tiny"
     env = {**os.environ, "LTRAY_RAY_TMPDIR": short_tmpdir("ltk-"), "RAY_AUTH_MODE": "disabled"}
-    cmd = [sys.executable, "-m", "ltray.sweep", str(sweep_file), "-q"]
+    cmd = [sys.executable, "-m", "ltray.sweep", str(sweep_file), "-q", "--address", "local"]
     driver = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -189,7 +189,7 @@ def test_full_disk_stops_with_one_line_and_a_readable_folder(tmp_path, monkeypat
 
     monkeypatch.setattr(tables, "atomic_write_bytes", filling_disk)
     monkeypatch.setenv("LTRAY_RAY_TMPDIR", short_tmpdir("ltd-"))
-    assert main([str(sweep_file), "-q"]) == 2
+    assert main([str(sweep_file), "-q", "--address", "local"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0]
     assert "Traceback" not in "\n".join(err)

@@ -33,7 +33,7 @@ def test_local_ray_binds_to_loopback_only(monkeypatch, tmp_path):
     from ltray.sweep.run import _connect
 
     monkeypatch.setenv("LTRAY_RAY_TMPDIR", "/tmp")
-    assert _connect(None, 1, 0, dashboard=False)
+    assert _connect("local", 1, 0, dashboard=False)
     try:
         pids = _descendants(os.getpid()) | {os.getpid()}
         listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()

@@ -92,16 +92,20 @@ def _run_name(exp: Path) -> str:
 
 
 def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> bool:
-    """Join ADDR or $RAY_ADDRESS (a cluster, `ray job submit`); otherwise start a private local Ray.
+    """Join a cluster, else start a private local Ray; return whether this process started Ray.
 
-    A local Ray gets its own temp dir, binds to 127.0.0.1 and, by default, has no dashboard.
-    Returns whether this process started Ray (and so must shut it down).
+    The cluster is ADDR, else $RAY_ADDRESS (set by `ray job submit`), else one started with
+    `ray start` on this machine. ADDR 'local' always starts a private local Ray: its own temp dir,
+    services on 127.0.0.1 only, and no dashboard unless asked.
     """
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_ADDRESS") or _cluster_on_this_machine()
     if address and address != "local":
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=True)
+        try:
+            ray.init(address=address, namespace=NAMESPACE)
+        except ConnectionError as e:
+            raise ExperimentError(f"cannot reach the Ray cluster at {address}: {e}") from None
         return True
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     _loopback_only()
@@ -114,6 +118,25 @@ def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> bool:
         raise ExperimentError(f"could not start a local Ray in {temp_dir}: {e}; the experiment folder "
                               "exists now, so retry with --resume") from None
     return True
+
+
+def _cluster_on_this_machine() -> str | None:
+    """The address of a live cluster that `ray start` launched on this machine, if any."""
+    try:
+        from ray._private.utils import read_ray_address  # private: the file `ray start` writes
+    except ImportError:
+        return None
+    address = read_ray_address()
+    if not address:
+        return None
+    host, _, port = address.rpartition(":")
+    import socket
+
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return address
+    except (OSError, ValueError):
+        return None  # a stale file left by a cluster that is gone
 
 
 def _loopback_only() -> None:
