@@ -1,0 +1,267 @@
+"""Multi-node sweeps on one machine (Ray's cluster_utils.Cluster, fake GPUs): a head that takes no
+trials plus two workers. Trials spread over the workers in fractional GPU shares, the consensus
+actor stays on the head, and losing a worker mid-sweep loses no finished round."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.ray
+
+WORKER = {"num_cpus": 1, "num_gpus": 1}  # CPU 0.5 per trial: two trials share a node's fake GPU
+SHARE = {"CPU": 0.5, "GPU": 0.25}
+SWEEP = {
+    "tasks": {"plain": {"dataset": "mnist_subset"}, "rot90": {"dataset": "mnist_subset", "views": [{"rotate": 90}]}},
+    "grid": {"tasks": ["plain", "rot90"], "archs": ["lenet"],
+             "techniques": ["global_unstructured", "random_unstructured"], "seeds": [0]},
+    "rounds": 3,
+    "train": {"epochs": 1},
+    "data": {"crop": False, "flip": False, "max_train_samples": 300},
+    "resources": {"lenet": {"cpu": SHARE["CPU"], "gpu": SHARE["GPU"]}},
+    "max_concurrent": 4,
+    "max_failures": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head with no CPU and the `ltray_head` resource (as in cluster.yaml), and two GPU workers."""
+    import ray
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    saved_env = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    # a private temp dir (Cluster writes its address file under $RAY_TMPDIR), and every node on
+    # 127.0.0.1: Ray otherwise advertises the machine's address, which may not accept connections
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="ltn-", dir="/tmp")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    c = Cluster(initialize_head=True,
+                head_node_args={"num_cpus": 0, "resources": {"ltray_head": 1}, "include_dashboard": False})
+    try:
+        for _ in range(2):
+            c.add_node(**WORKER)
+        ray.init(address=c.address, namespace="ltray", logging_level="WARNING", log_to_driver=False)
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def two_workers(c) -> list[str]:
+    """Node ids of the cluster's two workers (re-adding one if an earlier test removed it)."""
+    while len(c.worker_nodes) < 2:
+        c.add_node(**WORKER)
+    c.wait_for_nodes()
+    return [n.node_id for n in c.worker_nodes]
+
+
+def run(tmp_path: Path, name: str, **overrides) -> Path:
+    from ltray.sweep.load import parse_sweep
+    from ltray.sweep.plan import build_plan
+    from ltray.sweep.run import run_sweep
+
+    sweep = parse_sweep({**SWEEP, "name": name, "storage": str(tmp_path), **overrides}, f"{name}.yaml")
+    return run_sweep(build_plan(sweep), verbose=0)
+
+
+def reports(exp: Path) -> pd.DataFrame:
+    """Every result a trial reported to Tune (one line per report, replays included), in order."""
+    rows = []
+    for path in sorted((exp / "tune").glob("run-*/*/result.json")):
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            rows.append({"trial_id": path.parent.name, "round": r["round"], "node_id": r["node_id"],
+                         "assigned": r["assigned"], "seconds": r["seconds"], "end": r["timestamp"],
+                         "start": r["timestamp"] - r["time_this_iter_s"]})
+    return pd.DataFrame(rows)
+
+
+def check_complete(exp: Path, rounds: int) -> pd.DataFrame:
+    """Every trajectory has one row and one mask per round, and is marked done."""
+    plan = json.loads((exp / "plan.json").read_text())
+    ids = {t["trial_id"] for t in plan["trajectories"]}
+    table = pd.read_csv(exp / "rounds.csv")
+    assert not table.duplicated(["trial_id", "round"]).any()
+    assert set(zip(table["trial_id"], table["round"])) == {(t, r) for t in ids for r in range(rounds)}
+    expected = [f"round_{r:02d}.ltmask" for r in range(rounds)]
+    for t in ids:
+        assert sorted(p.name for p in (exp / "masks" / t).iterdir()) == expected
+        assert (exp / "trials" / t / "done.json").exists()
+    return table
+
+
+def training_spans(exp: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """Per trial, from the start of round 0's training to its last mask (file times, in seconds)."""
+    spans = {}
+    for trial, rows in table.groupby("trial_id"):
+        rows = rows.sort_values("round")
+        first, last = (exp / rows["mask_path"].iloc[0]), (exp / rows["mask_path"].iloc[-1])
+        spans[trial] = {"start": first.stat().st_mtime - rows["seconds"].iloc[0], "end": last.stat().st_mtime}
+    return pd.DataFrame.from_dict(spans, orient="index")
+
+
+def test_trials_spread_over_workers_in_gpu_shares(cluster, tmp_path):
+    import ray
+
+    from ltray.sweep.actor import actor_resources
+
+    workers = two_workers(cluster)
+    assert actor_resources() == {"ltray_head": pytest.approx(0.001)}  # the actor is pinned to the head
+    exp = run(tmp_path, "spread")
+    table = check_complete(exp, SWEEP["rounds"])
+    seen = reports(exp)
+    assert set(seen["node_id"]) == set(workers)  # both workers ran trials, the head none
+    assert all(a == SHARE for a in seen["assigned"])  # each trial held exactly its fraction of a GPU
+    assert (seen.groupby("trial_id")["node_id"].nunique() == 1).all()  # nothing failed, nothing moved
+    # never more trials training at once on a node than its CPUs allow (spans from the mask files'
+    # mtimes lie within each trial's reservation, so this cannot fail on a correct schedule)
+    spans = training_spans(exp, table)
+    spans["node"] = spans.index.map(seen.groupby("trial_id")["node_id"].first())
+    for _, group in spans.groupby("node"):
+        for t in group["start"]:
+            assert ((group["start"] <= t) & (group["end"] > t)).sum() <= WORKER["num_cpus"] / SHARE["CPU"]
+    heads = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("ltray_head")]
+    assert len(heads) == 1 and heads[0]["NodeID"] not in set(seen["node_id"])
+
+
+def test_consensus_actor_holds_the_heads_resource(cluster, tmp_path):
+    import ray
+
+    from ltray.sweep.actor import start_actor
+    from ltray.sweep.experiment import open_experiment
+    from ltray.sweep.load import parse_sweep
+    from ltray.sweep.plan import build_plan
+
+    sweep = parse_sweep({**SWEEP, "name": "actor", "storage": str(tmp_path)}, "actor.yaml")
+    plan = build_plan(sweep)
+    actor = start_actor(open_experiment(sweep, plan, resume=False), sweep)
+    try:
+        ray.get(actor.status.remote())
+        deadline = time.monotonic() + 30  # the resource view reaches the driver asynchronously
+        while ray.available_resources().get("ltray_head") != pytest.approx(0.999) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # only the head has ltray_head, so holding a share of it means running there
+        assert ray.available_resources().get("ltray_head") == pytest.approx(0.999)
+    finally:
+        ray.kill(actor)
+
+
+class NodeKiller(threading.Thread):
+    """Kills the worker running a trial (no graceful shutdown, like a reclaimed spot node) as soon
+    as that trial has reported `after_round`.
+
+    Once the node's trial processes are gone it records, per unfinished trial, the rounds its
+    resume state says are finished, and snapshots those rounds' masks (inode and mtime).
+    """
+
+    def __init__(self, c, exp: Path, after_round: int):
+        super().__init__(daemon=True)
+        self.cluster, self.exp, self.after_round = c, exp, after_round
+        self.removed: str | None = None
+        self.finished: dict[str, list[int]] = {}  # unfinished trial -> its finished rounds
+        self.snapshot: dict[Path, tuple[int, int]] = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            deadline = time.monotonic() + 300
+            while self.removed is None and time.monotonic() < deadline:
+                node = self._node_to_remove()
+                if node is None:
+                    time.sleep(0.1)
+                    continue
+                self.cluster.remove_node(node, allow_graceful=False)
+                self.removed = node.node_id
+                self._wait_for_trial_processes()
+                self._record()
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            self.error = e
+
+    def _node_to_remove(self):
+        for trial_id, r in self._reports():
+            if r["round"] >= self.after_round and not (self.exp / "trials" / trial_id / "done.json").exists():
+                return next((n for n in self.cluster.worker_nodes if n.node_id == r["node_id"]), None)
+        return None
+
+    def _reports(self):
+        for path in self.exp.glob("tune/run-*/*/result.json"):
+            for line in path.read_text().splitlines():
+                if line.endswith("}"):  # a line being written is skipped
+                    yield path.parent.name, json.loads(line)
+
+    def _wait_for_trial_processes(self, timeout_s: float = 60) -> None:
+        """A killed node's workers exit when they lose their raylet; until then they may still write."""
+        pids = {r["pid"] for _, r in self._reports() if r["node_id"] == self.removed}
+        deadline = time.monotonic() + timeout_s
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _record(self) -> None:
+        from ltray.training import TrajectoryState
+
+        for trial_dir in (self.exp / "trials").iterdir():
+            if (trial_dir / "done.json").exists():
+                continue
+            state = trial_dir / "state.ltstate"
+            rounds = list(range(TrajectoryState.load(state).next_round)) if state.exists() else []
+            self.finished[trial_dir.name] = rounds
+            for r in rounds:
+                p = self.exp / "masks" / trial_dir.name / f"round_{r:02d}.ltmask"
+                self.snapshot[p] = (p.stat().st_ino, p.stat().st_mtime_ns)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] not in "ZX"
+    except OSError:
+        return False
+
+
+def test_removed_worker_loses_no_finished_round(cluster, tmp_path):
+    from ltray.sweep.experiment import experiment_dir
+    from ltray.sweep.load import parse_sweep
+
+    rounds = 5
+    workers = two_workers(cluster)
+    overrides = {"rounds": rounds, "train": {"epochs": 2}, "data": {**SWEEP["data"], "max_train_samples": 600}}
+    exp = experiment_dir(parse_sweep({**SWEEP, **overrides, "name": "removal", "storage": str(tmp_path)}))
+    killer = NodeKiller(cluster, exp, after_round=0)
+    killer.start()
+    run(tmp_path, "removal", **overrides)
+    killer.join(timeout=5)
+    assert killer.error is None, killer.error
+    assert killer.removed in workers
+    survivor = next(w for w in workers if w != killer.removed)
+
+    check_complete(exp, rounds)  # nothing lost
+    seen = reports(exp)
+    cut = {t for t in seen.loc[seen["node_id"] == killer.removed, "trial_id"] if killer.finished.get(t)}
+    assert cut, "no trial was cut short after a finished round"
+    for trial in cut:
+        finished = killer.finished[trial]
+        mine = seen[seen["trial_id"] == trial]
+        resumed = mine[mine["node_id"] == survivor]
+        # it resumed on the other node after its last finished round; the finished rounds were
+        # only replayed to Tune (the same 'seconds' as first reported), never trained again
+        assert sorted(set(resumed["round"]) - set(finished)) == list(range(len(finished), rounds)), trial
+        for r in finished:
+            assert mine.loc[mine["round"] == r, "seconds"].nunique() == 1, (trial, r)
+    for path, (inode, mtime) in killer.snapshot.items():  # no finished round's mask was rewritten
+        assert (path.stat().st_ino, path.stat().st_mtime_ns) == (inode, mtime), path
