@@ -84,6 +84,9 @@ def main(argv=None) -> int:
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # storage full or unwritable mid-run: every file on disk is still whole
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}; the experiment folder stays readable: free space or fix "

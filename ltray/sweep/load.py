@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from ltray.config import DataConfig, TaskSpec
-from ltray.errors import ConfigError, LtrayError, unknown_key_message
+from ltray.errors import ConfigError, unknown_key_message
 from ltray.sweep.pydantic_errors import format_validation_error
 from ltray.sweep.spec import SweepConfig
 
@@ -103,11 +103,16 @@ def _check_image_sizes(cfg: SweepConfig) -> list[str]:
     from ltray.models import MODELS
 
     out = []
+    for arch, size in cfg.image_sizes.items():
+        if arch not in MODELS:
+            out.append(f"image_sizes.{arch}: {unknown_key_message('architecture', arch, MODELS)}")
+        elif size < MODELS[arch].min_image_size:
+            out.append(f"image_sizes.{arch}: {size} px is below {arch}'s minimum of {MODELS[arch].min_image_size} px")
     for arch in cfg.grid.archs:
         spec = MODELS.get(arch)
-        if spec is not None and cfg.data.image_size is not None and cfg.data.image_size < spec.min_image_size:
-            out.append(f"data.image_size: {cfg.data.image_size} px is below {arch}'s minimum of "
-                       f"{spec.min_image_size} px")
+        size = cfg.data.image_size
+        if spec is not None and arch not in cfg.image_sizes and size is not None and size < spec.min_image_size:
+            out.append(f"data.image_size: {size} px is below {arch}'s minimum of {spec.min_image_size} px")
     return out
 
 
@@ -165,6 +170,3 @@ def _datasets() -> set[str]:
 
     return set(DATASETS)
 
-
-def describe_error(e: LtrayError) -> str:
-    return str(e)

@@ -8,7 +8,6 @@ sweep recognises its own trials and never launches a finished one again.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -147,7 +146,7 @@ def bespoke_trial(sweep: SweepConfig, task: str, arch: str, technique: str, seed
     cfg = TrajectoryConfig(
         task_name=task, task=sweep.task(task), arch=arch, seed=seed, rounds=sweep.rounds,
         prune=PruneConfig(technique=technique, **sweep.prune.model_dump()),
-        train=sweep.train, data=sweep.data,
+        train=sweep.train, data=sweep.data_for(arch),
     )
     labels = {"dataset": task, "arch": arch, "technique": technique, "seed": seed}
     return TrialSpec(f"bespoke-{task}-{arch}-{technique}-s{seed}-{cfg.key()[:8]}", "bespoke", cfg, labels,
@@ -172,7 +171,7 @@ def ticket_trial(sweep: SweepConfig, group: GroupInstance, kind: str, target: st
                  k: int, source: str = "", source_round: int | None = None, loo: bool = False) -> TrialSpec:
     cfg = TicketConfig(
         task_name=target, task=sweep.task(target), arch=group.arch, seed=group.seed, train=sweep.train,
-        data=sweep.data, mask_path=Path(mask_path), output_rule=group.output_rule,
+        data=sweep.data_for(group.arch), mask_path=Path(mask_path), output_rule=group.output_rule,
     )
     parts = [kind, group.group_id, f"t{k}"] + ([f"{source}-r{source_round}"] if kind == "transfer" else [])
     parts += (["loo"] if loo else []) + [target, config_hash(cfg, 8)]
@@ -247,9 +246,6 @@ def _size_factor(sweep: SweepConfig, arch: str) -> float:
     from ltray.models import get_arch
 
     spec = get_arch(arch)
-    size = sweep.data.image_size or spec.image_size
+    size = sweep.data_for(arch).image_size or spec.image_size
     return (spec.image_size / size) ** 2 if size else 1.0
 
-
-def equivalent_rounds(sparsity: float, fraction: float) -> float:
-    return math.log(max(1e-12, 1 - sparsity)) / math.log(1 - fraction)

@@ -134,6 +134,9 @@ class SweepConfig(Frozen):
     train: TrainConfig = TrainConfig()
     prune: PruneSettings = PruneSettings()
     data: DataConfig = DataConfig()
+    # input side per architecture (pixels), overriding data.image_size and the architecture's default
+    # (torchvision models: 224), e.g. {alexnet: 64, resnet18: 32} for quick runs
+    image_sizes: dict[str, int] = {}
     resources: dict[str, Resources] = {"default": Resources()}  # per architecture, or 'default'
     max_concurrent: int = Field(16, ge=1)  # trials running or pending at once
     max_failures: int = Field(3, ge=0)  # retries of a failed trial, from its last finished round
@@ -158,6 +161,12 @@ class SweepConfig(Frozen):
 
     def task(self, name: str) -> TaskSpec:
         return self.tasks.get(name) or TaskSpec(dataset=name)
+
+    def data_for(self, arch: str) -> DataConfig:
+        """The data settings of one architecture's trials (its input side applied)."""
+        if arch in self.image_sizes:
+            return self.data.model_copy(update={"image_size": self.image_sizes[arch]})
+        return self.data
 
     def resources_for(self, arch: str) -> Resources:
         return self.resources.get(arch) or self.resources.get("default") or Resources()
