@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from ltray.masks.arrays import Mask, as_mask, check_same_layout
-from ltray.masks.packed import Layout, at_least
+from ltray.masks.packed import Layout, at_least, count_at_least, is_immutable, ripple_add, ripple_subtract
 
 Threshold = int | Literal["all"]
 _MAX_VOTES = np.iinfo(np.uint16).max  # counts read back as uint16: at most 65535 masks
@@ -120,10 +120,10 @@ class VoteCounts:
         if self._n >= _MAX_VOTES:
             raise ValueError(f"VoteCounts holds at most {_MAX_VOTES} masks")
         if self._rows is not None and self._n < self.ROWS_MAX:
-            self._rows.append(bits if _immutable(bits) else bits.copy())  # a file's payload: no copy
+            self._rows.append(bits if is_immutable(bits) else bits.copy())  # a file's payload: no copy
         else:
             self._to_plane_mode()
-            _ripple_add(self._planes, bits)
+            ripple_add(self._planes, bits)
         self._n += 1
 
     def remove(self, mask: Mapping[str, object]) -> None:
@@ -140,7 +140,7 @@ class VoteCounts:
                     self._n -= 1
                     return
         self._to_plane_mode()
-        _ripple_subtract(self._planes, bits)
+        ripple_subtract(self._planes, bits)
         self._n -= 1
 
     # ---- queries -------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ class VoteCounts:
         k = resolve_threshold(k, self._n)
         if self._rows is not None:
             return at_least(self._rows, k)
-        return _at_least_count(self._planes, k)
+        return count_at_least(self._planes, k)
 
     def leave_one_out(self, own_mask: Mapping[str, object], k: Threshold) -> Mask:
         """Consensus of the other n-1 masks at threshold k (in 1..n-1 or 'all' = n-1): the
@@ -169,8 +169,8 @@ class VoteCounts:
                 if np.array_equal(row, own):
                     return at_least(self._rows[:i] + self._rows[i + 1:], k)
         planes = [p.copy() for p in self._as_planes()]
-        _ripple_subtract(planes, own)  # no underflow: _check_contains made sure every kept weight has a vote
-        return _at_least_count(planes, k)
+        ripple_subtract(planes, own)  # no underflow: _check_contains made sure every kept weight has a vote
+        return count_at_least(planes, k)
 
     def histogram(self) -> np.ndarray:
         """hist[v] = number of weights kept by exactly v of the n masks (length n+1)."""
@@ -222,7 +222,7 @@ class VoteCounts:
         except Exception as exc:  # zip, key, shape and dtype errors all mean "not our file"
             raise ValueError(f"not a VoteCounts npz: {exc}") from exc
         votes._rows, votes._n = None, n
-        if votes._planes and votes._planes[0].size and _at_least_count(votes._planes, n + 1).any():
+        if votes._planes and votes._planes[0].size and count_at_least(votes._planes, n + 1).any():
             raise ValueError(f"not a VoteCounts npz: counts exceed n={n}")
         return votes
 
@@ -244,7 +244,7 @@ class VoteCounts:
             return self._planes
         planes = [np.zeros(self._layout.total_bytes, np.uint8)]
         for row in self._rows:
-            _ripple_add(planes, row)
+            ripple_add(planes, row)
         return planes
 
     def _to_plane_mode(self) -> None:
@@ -268,68 +268,11 @@ class VoteCounts:
             raise ValueError(f"mask keeps weights in layer {name!r} that no added mask keeps")
 
 
-def _immutable(a: np.ndarray) -> bool:
-    """True when nothing can change `a`'s bytes: a read-only view of a bytes object (np.frombuffer
-    of a file's contents), so VoteCounts may keep it instead of a copy."""
-    base = a
-    while isinstance(base, np.ndarray):
-        if base.flags.writeable:
-            return False
-        base = base.base
-    if isinstance(base, memoryview):
-        return base.readonly and isinstance(base.obj, bytes)
-    return isinstance(base, bytes)
-
-
 def _plane(npz, i: int, b: int, nbytes: int) -> np.ndarray:
     plane = np.asarray(npz[f"plane{i}_{b}"])
     if plane.dtype != np.uint8 or plane.shape != (nbytes,):
         raise ValueError(f"plane{i}_{b} is {plane.dtype} {plane.shape}, expected uint8 ({nbytes},)")
     return plane
-
-
-def _ripple_add(planes: list[np.ndarray], bits: np.ndarray) -> None:
-    """counts += bits, on bit planes (a new top plane when a carry leaves the last one)."""
-    carry = bits.copy()
-    tmp = np.empty_like(carry)
-    for plane in planes:
-        np.bitwise_and(plane, carry, out=tmp)  # the next carry
-        np.bitwise_xor(plane, carry, out=plane)
-        carry, tmp = tmp, carry
-    if carry.any():
-        planes.append(carry)
-
-
-def _ripple_subtract(planes: list[np.ndarray], bits: np.ndarray) -> None:
-    """counts -= bits, on bit planes (the caller made sure nothing goes below 0); drops the top
-    plane when it empties, keeping max(1, n.bit_length()) planes."""
-    borrow = bits.copy()
-    tmp = np.empty_like(borrow)
-    for plane in planes:
-        np.bitwise_and(np.bitwise_not(plane), borrow, out=tmp)  # the next borrow
-        np.bitwise_xor(plane, borrow, out=plane)
-        borrow, tmp = tmp, borrow
-    while len(planes) > 1 and not planes[-1].any():
-        planes.pop()
-
-
-def _at_least_count(planes: list[np.ndarray], k: int) -> np.ndarray:
-    """Packed bits where the count on `planes` is >= k: compare from the top bit down."""
-    if k <= 0:
-        return np.full_like(planes[0], 0xFF)
-    if k >= 1 << len(planes):
-        return np.zeros_like(planes[0])
-    gt = np.zeros_like(planes[0])  # count > k on the bits seen so far
-    eq = np.full_like(planes[0], 0xFF)  # count == k on the bits seen so far
-    tmp = np.empty_like(gt)
-    for b in range(len(planes) - 1, -1, -1):
-        if (k >> b) & 1:
-            np.bitwise_and(eq, planes[b], out=eq)
-        else:
-            np.bitwise_and(eq, planes[b], out=tmp)
-            np.bitwise_or(gt, tmp, out=gt)
-            np.bitwise_and(eq, np.bitwise_not(planes[b]), out=eq)
-    return np.bitwise_or(gt, eq, out=gt)
 
 
 def random_ticket_like(mask: Mapping[str, object], seed: int) -> Mask:

@@ -205,3 +205,63 @@ def shared_layer_jaccard(a: PackedMask, b: PackedMask) -> dict[str, float]:
         i_all, u_all = i_all + i, u_all + u
     out["__all__"] = 1.0 - i_all / u_all if u_all else 0.0
     return out
+
+
+# ---- bit planes: a count per weight, bit b of every count packed in plane b ----------------------
+
+
+def ripple_add(planes: list[np.ndarray], bits: np.ndarray) -> None:
+    """counts += bits, on bit planes (a new top plane when a carry leaves the last one)."""
+    carry = bits.copy()
+    tmp = np.empty_like(carry)
+    for plane in planes:
+        np.bitwise_and(plane, carry, out=tmp)  # the next carry
+        np.bitwise_xor(plane, carry, out=plane)
+        carry, tmp = tmp, carry
+    if carry.any():
+        planes.append(carry)
+
+
+def ripple_subtract(planes: list[np.ndarray], bits: np.ndarray) -> None:
+    """counts -= bits, on bit planes (the caller made sure nothing goes below 0); drops the top
+    plane when it empties, keeping max(1, n.bit_length()) planes."""
+    borrow = bits.copy()
+    tmp = np.empty_like(borrow)
+    for plane in planes:
+        np.bitwise_and(np.bitwise_not(plane), borrow, out=tmp)  # the next borrow
+        np.bitwise_xor(plane, borrow, out=plane)
+        borrow, tmp = tmp, borrow
+    while len(planes) > 1 and not planes[-1].any():
+        planes.pop()
+
+
+def count_at_least(planes: list[np.ndarray], k: int) -> np.ndarray:
+    """Packed bits where the count on `planes` is >= k: compare from the top bit down."""
+    if k <= 0:
+        return np.full_like(planes[0], 0xFF)
+    if k >= 1 << len(planes):
+        return np.zeros_like(planes[0])
+    gt = np.zeros_like(planes[0])  # count > k on the bits seen so far
+    eq = np.full_like(planes[0], 0xFF)  # count == k on the bits seen so far
+    tmp = np.empty_like(gt)
+    for b in range(len(planes) - 1, -1, -1):
+        if (k >> b) & 1:
+            np.bitwise_and(eq, planes[b], out=eq)
+        else:
+            np.bitwise_and(eq, planes[b], out=tmp)
+            np.bitwise_or(gt, tmp, out=gt)
+            np.bitwise_and(eq, np.bitwise_not(planes[b]), out=eq)
+    return np.bitwise_or(gt, eq, out=gt)
+
+
+def is_immutable(a: np.ndarray) -> bool:
+    """True when nothing can change `a`'s bytes: a read-only view of a bytes object (np.frombuffer
+    of a file's contents), so VoteCounts may keep it instead of a copy."""
+    base = a
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    if isinstance(base, memoryview):
+        return base.readonly and isinstance(base.obj, bytes)
+    return isinstance(base, bytes)

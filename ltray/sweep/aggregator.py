@@ -102,6 +102,9 @@ class ConsensusAggregator:
             if trial_id in self.voted[g.group_id]:
                 continue
             counts = self.votes.setdefault(g.group_id, VoteCounts(mask.layout.shape_dict()))
+            if mask.layout != counts.layout:
+                raise ValueError(f"mask of {trial_id} round {round_}: its layers differ from those of the other "
+                                 f"sources of group {g.group_id}")
             counts.add_packed(mask.bits)
             self.voted[g.group_id].add(trial_id)
             if len(self.voted[g.group_id]) == len(g.sources):

@@ -1,0 +1,142 @@
+"""The consensus aggregator without Ray: similarity rows against the bool-mask metrics, consensus
+masks against the vote oracle, replay of its journal (old and new line formats), follow-up configs
+as sources report rounds, and masks whose output layers differ."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ltray.masks import layer_jaccard, load_mask, save_mask
+from ltray.sweep.aggregator import ConsensusAggregator
+from ltray.sweep.plan import build_plan
+
+from tests.sweep_helpers import tiny_sweep, vote_consensus
+
+LENET = {"conv1.weight": (6, 1, 3, 3), "conv2.weight": (16, 6, 3, 3), "fc1.weight": (120, 400),
+         "fc2.weight": (84, 120), "fc3.weight": (10, 84)}
+
+
+def fake_masks(exp, plan, rounds, out_classes=None):
+    """Nested random masks per trajectory (round r keeps 0.8^r); messages in arrival order."""
+    msgs = []
+    for i, t in enumerate(plan.trajectories):
+        rng = np.random.default_rng(i)
+        shapes = dict(LENET)
+        key = (t.labels["dataset"], t.labels["technique"])
+        if out_classes and key in out_classes:
+            shapes["fc3.weight"] = (out_classes[key], 84)
+        scores = {n: rng.random(s) for n, s in shapes.items()}
+        for r in range(rounds):
+            rel = f"masks/{t.trial_id}/round_{r:02d}.ltmask"
+            save_mask(exp / rel, {n: s < 0.8**r for n, s in scores.items()})
+            msgs.append((t.trial_id, r, rel))
+    return sorted(msgs, key=lambda m: m[1])
+
+
+@pytest.fixture
+def setup(tmp_path):
+    plan = build_plan(tiny_sweep(tmp_path))
+    exp = tmp_path / "exp"
+    return plan, exp, fake_masks(exp, plan, 3)
+
+
+def expected_similarity(exp, plan, msgs):
+    """Brute force with the bool-mask metrics: every earlier mask of the same arch, seed and round
+    that shares a task or technique, partners in plan order."""
+    labels = {t.trial_id: t.labels for t in plan.trajectories}
+    rows, seen = [], {}
+    for trial, r, rel in msgs:
+        me, mask = labels[trial], load_mask(exp / rel)
+        for other in labels:
+            lab = labels[other]
+            if (other, r) not in seen or (lab["dataset"] != me["dataset"] and lab["technique"] != me["technique"]):
+                continue
+            theirs = seen[(other, r)]
+            d = layer_jaccard(mask, theirs)
+            inter = sum(int(np.count_nonzero(mask[n] & theirs[n])) for n in mask)
+            union = sum(int(np.count_nonzero(mask[n] | theirs[n])) for n in mask)
+            d["__all__"] = 1 - inter / union
+            rows += [(trial, other, r, layer, pytest.approx(v)) for layer, v in d.items()]
+        seen[(trial, r)] = mask
+    return rows
+
+
+def as_tuples(agg):
+    return [(r["trial_a"], r["trial_b"], r["round"], r["layer"], r["jaccard_distance"]) for r in agg.similarity_rows]
+
+
+def test_similarity_consensus_and_replay(setup):
+    plan, exp, msgs = setup
+    agg = ConsensusAggregator(exp, plan)
+    completed = [g for m in msgs for g in agg.add_mask(*m)]
+    assert completed == [plan.groups[0].group_id]
+    assert as_tuples(agg) == expected_similarity(exp, plan, msgs)
+    g = plan.groups[0]
+    sources = {task: load_mask(exp / f"masks/{tid}/round_{g.source_round:02d}.ltmask") for task, tid in g.sources.items()}
+    k = g.thresholds[0]
+    got = load_mask(exp / g.consensus_path(k))
+    want = vote_consensus(list(sources.values()), k)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+    for task in g.sources:  # leave-one-out: the others' consensus
+        others = [m for t, m in sources.items() if t != task]
+        loo = load_mask(exp / g.loo_path(g.loo_thresholds[0], task))
+        want = vote_consensus(others, g.loo_thresholds[0])
+        assert all(np.array_equal(loo[n], want[n]) for n in want)
+    agg.flush()
+    # a restarted aggregator replays its journal into the same state
+    again = ConsensusAggregator(exp, plan)
+    assert as_tuples(again) == as_tuples(agg)
+    assert again.rounds == agg.rounds and again.complete == agg.complete
+    assert again.ready_followups() == agg.ready_followups()
+    assert again.add_mask(*msgs[-1]) == []  # already registered: nothing changes
+
+
+def test_old_journal_lines_replay(setup):
+    plan, exp, msgs = setup
+    agg = ConsensusAggregator(exp, plan)
+    for m in msgs:
+        agg.add_mask(*m)
+    rows = agg.similarity_rows
+    journal = exp / "actor" / "journal.jsonl"
+    old_lines = []
+    for line in journal.read_text().splitlines():  # rewrite as the old format: one dict per row
+        rec = json.loads(line)
+        rec.pop("sim", None), rec.pop("layers", None)
+        rec["similarity"] = [r for r in rows if r["trial_a"] == rec["trial"] and r["round"] == rec["round"]]
+        old_lines.append(json.dumps(rec))
+    journal.write_text("\n".join(old_lines) + "\n")
+    assert ConsensusAggregator(exp, plan).similarity_rows == rows
+
+
+def test_followups_refresh_when_a_source_reports_a_round(setup):
+    plan, exp, msgs = setup
+    agg = ConsensusAggregator(exp, plan)
+    upto_group = [m for m in msgs if m[1] <= 1]
+    for m in upto_group:
+        agg.add_mask(*m)
+    first = agg.ready_followups()
+    assert agg.ready_followups() == first  # cached, same answer
+    for m in msgs[len(upto_group):]:
+        agg.add_mask(*m)
+    later = agg.ready_followups()
+    kinds = lambda cfgs: sorted(c["kind"] for c in cfgs)  # noqa: E731
+    # transfers wait for a source round at least as sparse as the consensus: round 2 brings them
+    assert kinds(later).count("transfer") > kinds(first).count("transfer")
+    fresh = ConsensusAggregator(exp, plan)
+    assert fresh.ready_followups() == later
+
+
+def test_masks_with_another_output_layer_compare_on_shared_layers(tmp_path):
+    plan = build_plan(tiny_sweep(tmp_path))
+    exp = tmp_path / "exp"
+    msgs = fake_masks(exp, plan, 2, out_classes={("rot90", "random_unstructured"): 47})  # not a consensus source
+    agg = ConsensusAggregator(exp, plan)
+    for m in msgs:
+        agg.add_mask(*m)
+    odd = next(t.trial_id for t in plan.trajectories
+               if (t.labels["dataset"], t.labels["technique"]) == ("rot90", "random_unstructured"))
+    mixed = [r for r in agg.similarity_rows if odd in (r["trial_a"], r["trial_b"])]
+    assert mixed and {r["layer"] for r in mixed} == set(LENET) - {"fc3.weight"} | {"__all__"}
+    assert all(0 <= r["jaccard_distance"] <= 1 for r in mixed)
