@@ -18,4 +18,7 @@ demo: setup
 test: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
 
-.PHONY: setup demo test
+bench: setup
+	RAY_AUTH_MODE=disabled $(BIN)/python bench/run_all.py
+
+.PHONY: setup demo test bench

@@ -140,3 +140,22 @@ def test_masks_with_another_output_layer_compare_on_shared_layers(tmp_path):
     mixed = [r for r in agg.similarity_rows if odd in (r["trial_a"], r["trial_b"])]
     assert mixed and {r["layer"] for r in mixed} == set(LENET) - {"fc3.weight"} | {"__all__"}
     assert all(0 <= r["jaccard_distance"] <= 1 for r in mixed)
+
+
+def test_a_torn_journal_line_is_cut_and_later_lines_stay_readable(tmp_path):
+    plan = build_plan(tiny_sweep(tmp_path))
+    exp = tmp_path / "exp"
+    msgs = fake_masks(exp, plan, rounds=2)
+    agg = ConsensusAggregator(exp, plan)
+    for m in msgs[:3]:
+        agg.add_mask(*m)
+    journal = exp / "actor" / "journal.jsonl"
+    with open(journal, "a") as f:
+        f.write('{"trial": "half a li')  # the crash came mid-write
+    again = ConsensusAggregator(exp, plan)
+    assert len(again.paths) == 3
+    for m in msgs[3:]:
+        again.add_mask(*m)
+    lines = journal.read_text().splitlines()
+    assert len(lines) == len(msgs) and all(json.loads(line) for line in lines)
+    assert len(ConsensusAggregator(exp, plan).paths) == len(msgs)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import ray
@@ -23,7 +22,6 @@ class ConsensusActor:
         plan = build_plan(SweepConfig.model_validate(sweep))
         self.agg = ConsensusAggregator(exp_dir, plan)
         self.flush_interval_s = flush_interval_s
-        self._last_flush = 0.0
         self._publish()
 
     def add_mask(self, trial_id: str, round_: int, mask_path: str) -> list[str]:
@@ -34,8 +32,7 @@ class ConsensusActor:
             metrics.record_mask(labels["arch"], labels["technique"])
         if completed:
             self._publish()
-        if time.monotonic() - self._last_flush > self.flush_interval_s:
-            self.flush()
+        self.agg.maybe_flush(self.flush_interval_s)  # throttled by the size of the table too
         return completed
 
     def add_masks(self, items: list[tuple[str, int, str]]) -> list[str]:
@@ -49,7 +46,9 @@ class ConsensusActor:
 
     def flush(self) -> None:
         self.agg.flush()
-        self._last_flush = time.monotonic()
+
+    def maybe_flush(self) -> None:
+        self.agg.maybe_flush(self.flush_interval_s)
 
     def _publish(self) -> None:
         s = self.agg.status()

@@ -220,7 +220,12 @@ class ConsensusAggregator:
         self.journal_path.parent.mkdir(parents=True, exist_ok=True)
         if not self.journal_path.exists():
             return
-        for line in self.journal_path.read_text().splitlines():
+        text = self.journal_path.read_text()
+        if text and not text.endswith("\n"):  # a line torn by a crash: cut it, or the next append
+            text = text[: text.rfind("\n") + 1]  # would be glued onto it (its mask is re-sent)
+            with open(self.journal_path, "r+") as f:
+                f.truncate(len(text.encode()))
+        for line in text.splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:

@@ -45,7 +45,7 @@ class ResultsCallback(tune.Callback):
     def on_step_end(self, iteration, trials, **info):
         self.table.flush()
         if time.monotonic() - self._last_actor_flush > self.actor_flush_s:
-            self.actor.flush.remote()
+            self.actor.maybe_flush.remote()
             self._last_actor_flush = time.monotonic()
 
     def on_experiment_end(self, trials, **info):
