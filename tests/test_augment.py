@@ -1,4 +1,5 @@
-"""Batched augmentation: crops are true shifts with raw-black padding, flips flip, all deterministic."""
+"""Batched augmentation: crops are true shifts with raw-black padding, flips flip, all deterministic;
+the chunked epoch iterator gives exactly augment()'s batches, whatever the chunk size."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ltray.data import augment, batches, crop_at
+from ltray.data.augment import augmented_batches, crop_flip, draw, flip_where
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -96,3 +98,57 @@ def test_batches_cover_every_index_once_and_keep_the_partial_batch(device):
     assert all(torch.equal(a, b) for a, b in zip(out, batches(10, 4, gen(0, device))))
     assert not torch.equal(torch.cat(out), torch.cat(batches(10, 4, gen(1, device))))
     assert torch.cat(out).tolist() != list(range(10))  # shuffled
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("padding", [0, 1, 4, 9, 12])  # 9 and 12: padding wider than the 8 px image
+def test_crop_flip_equals_crop_then_flip(device, channels, padding):
+    x = images(n=40, c=channels, h=8, w=7, device=device)
+    fill = torch.arange(channels, dtype=torch.float32, device=device) - 10
+    for flip in (False, True):
+        top, left, coins = draw(40, gen(padding, device), padding, flip)
+        expected = crop_at(x, top, left, padding, fill) if padding else x
+        if flip:
+            expected = flip_where(expected, coins)
+        got = crop_flip(x, top, left, coins, padding, fill)
+        assert got.device == x.device and torch.equal(got, expected), (padding, flip)
+
+
+def replay(x, y, batch_size, seed, chunk, device, **aug):
+    """The batches augmented_batches must give: one permutation, then augment() chunk by chunk."""
+    g = gen(seed, device)
+    perm = torch.randperm(len(y), generator=g, device=device)
+    out = []
+    for start in range(0, len(y), chunk):
+        idx = perm[start : start + chunk]
+        out += list(zip(augment(x[idx], g, **aug).split(batch_size), y[idx].split(batch_size)))
+    return out
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("aug", [dict(crop_padding=3, flip=True), dict(crop_padding=2, flip=False),
+                                 dict(crop_padding=0, flip=True), dict(crop_padding=0, flip=False)])
+def test_augmented_batches_are_augment_applied_chunk_by_chunk(device, aug):
+    x = images(n=100, c=3, h=8, w=9, device=device)
+    y = torch.arange(100, device=device)
+    fill = torch.tensor([-1.0, 0.5, 2.0], device=device)
+    per_sample = 3 * 8 * 9
+    for batches_per_chunk in (1, 3, 100):  # chunks reuse one buffer; the last chunk and batch are partial
+        got = list(augmented_batches(x, y, 7, gen(4, device), fill=fill,
+                                     chunk_values=batches_per_chunk * 7 * per_sample, **aug))
+        want = replay(x, y, 7, 4, batches_per_chunk * 7, device, fill=fill, **aug)
+        assert [len(b) for b, _ in got] == [7] * 14 + [2]
+        assert all(torch.equal(a, b) and torch.equal(ya, yb) for (a, ya), (b, yb) in zip(got, want))
+        assert sorted(torch.cat([yb for _, yb in got]).tolist()) == list(range(100))  # each sample once
+
+
+def test_grey_images_for_an_rgb_network_are_augmented_once_and_expanded():
+    grey = images(n=30, c=1, h=8, w=8)
+    x = grey.expand(-1, 3, -1, -1)  # as TaskData stores grey data for a 3-channel model
+    fill = torch.full((3,), -0.25)
+    got = torch.cat([b for b, _ in augmented_batches(x, torch.arange(30), 8, gen(2), crop_padding=2, flip=True,
+                                                     fill=fill)])
+    want = torch.cat([b for b, _ in replay(x.contiguous(), torch.arange(30), 8, 2, 2**19, "cpu",
+                                           crop_padding=2, flip=True, fill=fill)])
+    assert got.shape == (30, 3, 8, 8) and torch.equal(got, want)

@@ -1,5 +1,6 @@
 """Training core on real digits (bundled mnist_subset, LeNet): learning, the pruning schedule,
-bit-identical reruns and resumes, masks enforced after every step, ticket training, resize per batch."""
+bit-identical reruns and resumes, pruned weights held at zero by every optimizer setting, ticket
+training, resize per batch."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+import ltray.training.loop as loop_module
 import ltray.training.ticket as ticket_module
 from ltray.config import DataConfig, PruneConfig, RotateView, TaskSpec, TicketConfig, TrainConfig, TrajectoryConfig
-from ltray.data import augment, batches, clear_caches, resize
+from ltray.data import augment, clear_caches, resize
 from ltray.errors import ExperimentError, MaskFileError
 from ltray.masks import count_kept, load_mask, save_mask, sparsity, total_weights
 from ltray.models import build_model, output_layer_name, prunable_weights
 from ltray.training import TrajectoryState, run_trajectory, train_ticket
-from ltray.training.loop import MaskApplier, train_round
+from ltray.training.loop import MaskApplier, MaskedSGD, train_round
 from ltray.training.setup import prepare, seeded_generator
 from ltray.training.ticket import fit_output_layer
 from ltray.training.trajectory import mask_filename
@@ -161,8 +163,8 @@ def random_mask(model, keep=0.5, seed=0) -> dict[str, torch.Tensor]:
     return {n: torch.rand(params[n].shape, generator=gen) < keep for n in prunable_weights(model)}
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_masks_are_reapplied_after_every_step(tmp_path, momentum):
+@pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.0, 1e-3), (0.9, 1e-3)])
+def test_pruned_weights_stay_exactly_zero(tmp_path, momentum, weight_decay):
     setup = prepare("mnist_subset", TASK, "lenet", 0, SMALL, tmp_path, False, torch.device("cpu"))
     model = setup.model
     model.load_state_dict(setup.initial)
@@ -174,14 +176,62 @@ def test_masks_are_reapplied_after_every_step(tmp_path, momentum):
         for n, m in mask.items():
             assert torch.all(params[n][~m] == 0), (epoch, n)
 
-    train = TrainConfig(epochs=2, lr=0.05, momentum=momentum, weight_decay=1e-3)
+    train = TrainConfig(epochs=2, lr=0.05, momentum=momentum, weight_decay=weight_decay)
     loss = train_round(model, setup.task, MaskApplier(model, mask), train, SMALL,
                        seeded_generator(torch.device("cpu"), 0), on_epoch_end=pruned_are_zero)
     pruned_are_zero()
     assert np.isfinite(loss)
-    for n, m in mask.items():  # gradients reach pruned weights, yet they stay zero
+    model.zero_grad(set_to_none=True)  # the loss does pull on pruned weights: only the mask holds them
+    torch.nn.functional.cross_entropy(model(setup.task.train_x[:64]), setup.task.train_y[:64]).backward()
+    for n, m in mask.items():
         assert bool((params[n].grad[~m] != 0).any()), n
         assert not torch.equal(params[n][m], setup.initial[n][m]), n  # survivors trained
+
+
+@pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 1e-3)])
+def test_masked_sgd_steps_like_torch_sgd_followed_by_the_mask(momentum, weight_decay):
+    torch.manual_seed(0)
+    models = [build_model("lenet", 10, 0) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    mask = random_mask(models[0], keep=0.7)
+    train = TrainConfig(lr=0.05, momentum=momentum, weight_decay=weight_decay)
+    ours = MaskedSGD(models[0], MaskApplier(models[0], mask), train)
+    ours.apply_mask()
+    reference_mask = MaskApplier(models[1], mask)
+    reference_mask()
+    reference = torch.optim.SGD(models[1].parameters(), lr=0.05, momentum=momentum, weight_decay=weight_decay)
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    for _ in range(3):
+        for model, zero_grad in ((models[0], ours.zero_grad), (models[1], reference.zero_grad)):
+            zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+        ours.step()
+        reference.step()
+        reference_mask()
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)  # the fused step rounds once less
+        if name in mask:
+            assert torch.all(a[~mask[name]] == 0), name
+
+
+def test_the_round_loss_is_the_last_epochs_mean_weighted_by_batch_size(tmp_path, monkeypatch):
+    setup = prepare("mnist_subset", TASK, "lenet", 0, SMALL, tmp_path, False, torch.device("cpu"))
+    seen = []
+
+    class RecordingLoss(torch.nn.CrossEntropyLoss):
+        def forward(self, logits, target):
+            loss = super().forward(logits, target)
+            seen.append((float(loss.detach()), len(target)))
+            return loss
+
+    monkeypatch.setattr(loop_module.nn, "CrossEntropyLoss", RecordingLoss)
+    train = TrainConfig(epochs=2, batch_size=64)
+    loss = train_round(setup.model, setup.task, MaskApplier(setup.model, {}), train, SMALL,
+                       seeded_generator(torch.device("cpu"), 0))
+    assert [size for _, size in seen] == [64, 64, 64, 8] * 2  # 200 samples
+    last = seen[4:]
+    assert loss == pytest.approx(sum(v * size for v, size in last) / 200, rel=1e-6)
+    assert loss != pytest.approx(sum(v * size for v, size in seen[:4]) / 200, rel=1e-6)
 
 
 @pytest.mark.parametrize("technique", ["global_unstructured", "l1_structured"])
@@ -236,10 +286,11 @@ def test_augmentation_runs_at_native_side_then_batches_are_resized(tmp_path):
     model = Recorder(setup.model)
     train = TrainConfig(epochs=1, batch_size=64)
     train_round(model, setup.task, MaskApplier(model, {}), train, data, seeded_generator(torch.device("cpu"), 3))
-    gen = seeded_generator(torch.device("cpu"), 3)  # replay the draws: batch order, then crop/flip per batch
-    for idx, seen in zip(batches(len(setup.task.train_y), 64, gen), model.seen):
-        native = augment(setup.task.train_x[idx], gen, crop_padding=4, flip=True, fill=setup.task.pad_value)
-        assert torch.equal(seen, resize(native, 40))  # padding 4 is in native (28 px) pixels
+    gen = seeded_generator(torch.device("cpu"), 3)  # replay the draws: batch order, then crop/flip per chunk
+    idx = torch.randperm(len(setup.task.train_y), generator=gen)  # 200 samples: one chunk of 4 batches
+    native = augment(setup.task.train_x[idx], gen, crop_padding=4, flip=True, fill=setup.task.pad_value)
+    for batch, seen in zip(native.split(64), model.seen, strict=True):
+        assert torch.equal(seen, resize(batch, 40))  # padding 4 is in native (28 px) pixels
     assert len(model.seen) == 4  # 200 samples in batches of 64
 
 

@@ -1,6 +1,6 @@
-"""The masked training loop: data resident on the device at native side, randperm batches,
-batched augmentation, then a per-batch resize to the model's side; masks re-applied after every
-optimizer step, and no host synchronisation inside an epoch."""
+"""The masked training loop: data resident on the device at native side, randperm batches
+augmented a chunk at a time, then a per-batch resize to the model's side; an SGD step that keeps
+pruned weights at exactly zero, and no host synchronisation inside a round."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from ltray.config import DataConfig, TrainConfig
-from ltray.data import TaskData, augment, batches
+from ltray.data import TaskData
+from ltray.data.augment import augmented_batches
 
 EVAL_VALUES = 2**23  # input floats per evaluation batch (32 MiB): ~55 images at 224 px x 3 channels
 
@@ -18,8 +19,8 @@ EVAL_VALUES = 2**23  # input floats per evaluation batch (32 MiB): ~55 images at
 class MaskApplier:
     """Multiplies masked parameters by their 0/1 masks in one fused foreach call.
 
-    Re-applying after each step keeps pruned weights at exactly zero whatever the optimizer does
-    (gradients and momentum never revive them).
+    Zeroes the pruned weights before a round; MaskedSGD then keeps them at exactly zero
+    (gradients, momentum and weight decay never revive them).
     """
 
     def __init__(self, model: nn.Module, mask: Mapping[str, torch.Tensor]):
@@ -44,6 +45,47 @@ def make_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Optimize
     )
 
 
+class MaskedSGD:
+    """SGD under a mask whose pruned weights stay exactly zero (they start at zero: apply the mask first).
+
+    Plain SGD (momentum 0, weight decay 0, the paper's recipe) is one fused pass per step,
+    w -= lr * grad * mask, with no optimizer object. Otherwise the gradients are masked before
+    torch's SGD step (pruned weights get no gradient, momentum or decay) and the masks re-applied
+    after it.
+    """
+
+    def __init__(self, model: nn.Module, apply_mask: MaskApplier, train: TrainConfig):
+        self.apply_mask = apply_mask
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.lr = train.lr
+        self.optimizer = make_optimizer(model, train) if train.momentum or train.weight_decay else None
+        masked = {id(p) for p in apply_mask.params}
+        self.free = [p for p in self.params if id(p) not in masked]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        masked, masks = self.apply_mask.params, self.apply_mask.masks
+        if any(p.grad is None for p in masked):  # a parameter the forward pass did not use
+            kept = [i for i, p in enumerate(masked) if p.grad is not None]
+            masked, masks = [masked[i] for i in kept], [masks[i] for i in kept]
+        grads = [p.grad for p in masked]
+        if self.optimizer is not None:
+            if grads:
+                torch._foreach_mul_(grads, masks)
+            self.optimizer.step()
+            self.apply_mask()
+            return
+        if grads:
+            torch._foreach_addcmul_(masked, grads, masks, value=-self.lr)
+        free = [p for p in self.free if p.grad is not None]
+        if free:
+            torch._foreach_add_(free, [p.grad for p in free], alpha=-self.lr)
+
+
 def train_round(
     model: nn.Module,
     task: TaskData,
@@ -60,33 +102,34 @@ def train_round(
     32 px CIFAR image, as torchvision's RandomCrop), then the batch is resized to the model's side.
     """
     model.train()
-    optimizer = make_optimizer(model, train)
-    loss_fn = nn.CrossEntropyLoss()
     apply_mask()
+    sgd = MaskedSGD(model, apply_mask, train)
+    loss_fn = nn.CrossEntropyLoss()
     x_all, y_all = task.train_x, task.train_y
     n = x_all.shape[0]
-    loss_sum = torch.zeros((), device=x_all.device)
+    losses: list[torch.Tensor] = []
     for epoch in range(1, train.epochs + 1):
-        loss_sum.zero_()
-        for idx in batches(n, train.batch_size, generator):
-            x = x_all[idx]
-            if data.crop or data.flip:
-                x = augment(
-                    x,
-                    generator,
-                    crop_padding=data.crop_padding if data.crop else 0,
-                    flip=data.flip,
-                    fill=task.pad_value,
-                )
-            loss = loss_fn(model(task.inputs(x)), y_all[idx])
-            optimizer.zero_grad(set_to_none=True)
+        last = epoch == train.epochs  # the only epoch whose loss is reported
+        for x, y in augmented_batches(
+            x_all,
+            y_all,
+            train.batch_size,
+            generator,
+            crop_padding=data.crop_padding if data.crop else 0,
+            flip=data.flip,
+            fill=task.pad_value,
+        ):
+            loss = loss_fn(model(task.inputs(x)), y)
+            sgd.zero_grad()
             loss.backward()
-            optimizer.step()
-            apply_mask()
-            loss_sum += loss.detach() * idx.shape[0]
+            sgd.step()
+            if last:
+                losses.append(loss.detach())
         if on_epoch_end is not None:
             on_epoch_end(epoch)
-    return float(loss_sum) / n  # one host sync per round
+    sizes = torch.full((len(losses),), float(train.batch_size), device=x_all.device)
+    sizes[-1] = n - (len(losses) - 1) * train.batch_size
+    return float((torch.stack(losses) * sizes).sum()) / n  # one host sync per round
 
 
 @torch.no_grad()
