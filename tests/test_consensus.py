@@ -16,18 +16,14 @@ from ltray.consensus import (
 )
 from ltray.masks import count_kept
 
+from tests.mask_helpers import assert_masks_equal
+from tests.mask_helpers import random_masks as shared_random_masks
+
 SHAPES = {"conv.weight": (4, 3, 3, 3), "fc.weight": (10, 17), "out.weight": (3,)}
 
 
 def random_masks(n, keep=0.6, seed=0):
-    rng = np.random.default_rng(seed)
-    return [{name: rng.random(shape) < keep for name, shape in SHAPES.items()} for _ in range(n)]
-
-
-def assert_masks_equal(a, b):
-    assert list(a) == list(b)
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    return shared_random_masks(SHAPES, n, keep=keep, seed=seed)
 
 
 # three tiny masks over one layer, votes per weight: [3, 2, 1, 0, 2, 1]

@@ -9,19 +9,15 @@ from ltray.masks import layer_jaccard, jaccard_distance, load_mask, save_mask, s
 from ltray.masks.format import load_packed_mask, save_packed_mask
 from ltray.masks.packed import Layout, PackedMask, at_least, layer_jaccard_packed
 
+from tests.mask_helpers import assert_masks_equal
+from tests.mask_helpers import random_masks as shared_random_masks
+
 # odd sizes: padding bits in every layer; a scalar and an empty layer
 SHAPES = {"conv.weight": (4, 3, 3, 3), "empty": (0, 5), "fc.weight": (10, 17), "s": (), "out.weight": (3,)}
 
 
 def random_masks(n, keep=0.6, seed=0):
-    rng = np.random.default_rng(seed)
-    return [{name: rng.random(shape) < keep for name, shape in SHAPES.items()} for _ in range(n)]
-
-
-def assert_masks_equal(a, b):
-    assert list(a) == list(b)
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    return shared_random_masks(SHAPES, n, keep=keep, seed=seed)
 
 
 def test_layout_pack_unpack_round_trip_and_matches_the_file_payload(tmp_path):

@@ -21,6 +21,7 @@ from ltray.cluster.rules import (gpu_summary, gpu_worker_rules, head_rules, idle
 from ltray.cluster.schema import ray_problems, schema_problems
 from ltray.cluster.storage import storage_rules
 from ltray.errors import ConfigError
+from ltray.yamlio import load_yaml
 
 PLACEHOLDER = "REPLACE_ME"  # marks values the user must fill in (file system id, project id)
 
@@ -42,20 +43,6 @@ class CheckResult:
                 + [f"{filename}: OK ({self.summary})"])
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_cluster_file(path: str | os.PathLike) -> dict:
     """The YAML mapping in `path`; ConfigError naming file and line on any load failure."""
     try:
@@ -63,7 +50,7 @@ def load_cluster_file(path: str | os.PathLike) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        config = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        config = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

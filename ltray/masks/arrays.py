@@ -30,13 +30,17 @@ def as_mask(mapping: Mapping[str, object]) -> Mask:
 
 def check_same_layout(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> None:
     """Raise ValueError naming the first layer that one mask lacks or whose shapes differ."""
+    check_same_shapes({n: np.shape(v) for n, v in a.items()}, {n: np.shape(v) for n, v in b.items()})
+
+
+def check_same_shapes(a: Mapping[str, tuple], b: Mapping[str, tuple]) -> None:
+    """check_same_layout on layer shapes alone (packed masks have no arrays to ask)."""
     for name in a:
         if name not in b:
             raise ValueError(f"layer {name!r} is in the first mask but not in the second")
     for name in b:
         if name not in a:
             raise ValueError(f"layer {name!r} is in the second mask but not in the first")
-    for name in a:
-        shape_a, shape_b = np.shape(a[name]), np.shape(b[name])
-        if shape_a != shape_b:
-            raise ValueError(f"layer {name!r} has shape {shape_a} in one mask and {shape_b} in the other")
+    for name, shape in a.items():
+        if tuple(shape) != tuple(b[name]):
+            raise ValueError(f"layer {name!r} has shape {tuple(shape)} in one mask and {tuple(b[name])} in the other")

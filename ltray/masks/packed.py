@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ltray.masks.arrays import Mask, as_mask
+from ltray.masks.arrays import Mask, as_mask, check_same_shapes
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Layout:
     def pack(self, mask: Mapping[str, object]) -> np.ndarray:
         """A bool mask with this layout -> packed uint8 [total_bytes]."""
         mask = as_mask(mask)
-        _check_shapes(self.shape_dict(), {name: m.shape for name, m in mask.items()})
+        check_same_shapes(self.shape_dict(), {name: m.shape for name, m in mask.items()})
         out = np.empty(self.total_bytes, np.uint8)
         for name, offset, nbytes in zip(self.names, self.offsets, self.nbytes):
             out[offset:offset + nbytes] = np.packbits(mask[name].ravel(), bitorder="little")
@@ -87,20 +87,6 @@ class Layout:
     def _reduce_starts(self) -> tuple[np.ndarray, np.ndarray]:
         nonempty = np.array([i for i, nb in enumerate(self.nbytes) if nb], np.intp)
         return nonempty, np.array([self.offsets[i] for i in nonempty], np.intp)
-
-
-def _check_shapes(a: Mapping[str, tuple], b: Mapping[str, tuple]) -> None:
-    """Raise ValueError naming the first layer one side lacks or shapes differently
-    (the messages of ltray.masks.check_same_layout)."""
-    for name in a:
-        if name not in b:
-            raise ValueError(f"layer {name!r} is in the first mask but not in the second")
-    for name in b:
-        if name not in a:
-            raise ValueError(f"layer {name!r} is in the second mask but not in the first")
-    for name, shape in a.items():
-        if tuple(shape) != tuple(b[name]):
-            raise ValueError(f"layer {name!r} has shape {tuple(shape)} in one mask and {tuple(b[name])} in the other")
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,7 +116,7 @@ def layer_jaccard_packed(a: PackedMask, b: PackedMask) -> dict[str, float]:
     """Per-layer Jaccard distance in a's layer order plus '__all__' (every layer pooled), as
     ltray.masks.layer_jaccard and jaccard_distance compute them, by popcounts on packed bits."""
     if a.layout != b.layout:
-        _check_shapes(a.layout.shape_dict(), b.layout.shape_dict())
+        check_same_shapes(a.layout.shape_dict(), b.layout.shape_dict())
         raise ValueError("the two masks list the same layers in a different order")
     layout = a.layout
     inter = layout.layer_popcounts(np.bitwise_and(a.bits, b.bits))

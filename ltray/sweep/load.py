@@ -15,19 +15,7 @@ from ltray.config import DataConfig, TaskSpec
 from ltray.errors import ConfigError, unknown_key_message
 from ltray.sweep.pydantic_errors import format_validation_error
 from ltray.sweep.spec import SweepConfig
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+from ltray.yamlio import load_yaml
 
 
 def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepConfig:
@@ -38,7 +26,7 @@ def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepConfig:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read sweep file ({getattr(e, 'strerror', None) or e})") from None
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        raw = load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

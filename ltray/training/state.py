@@ -36,8 +36,8 @@ class TrajectoryState:
             "config_key": self.config_key,
             "mask_names": list(self.mask),
             "mask": [torch.from_numpy(np.ascontiguousarray(m)) for m in self.mask.values()],
-            "rewind_weights": _cpu(self.rewind_weights),
-            "trained_weights": _cpu(self.trained_weights),
+            "rewind_weights": cpu_copy(self.rewind_weights),
+            "trained_weights": cpu_copy(self.trained_weights),
         }
         buf = io.BytesIO()
         torch.save(payload, buf)
@@ -74,7 +74,8 @@ class TrajectoryState:
         return cls.from_bytes(data, str(path))
 
 
-def _cpu(weights):
+def cpu_copy(weights: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+    """Detached CPU copies of a state dict, independent of the live model's storage."""
     if weights is None:
         return None
     return {k: v.detach().to("cpu").clone() for k, v in weights.items()}

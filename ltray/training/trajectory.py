@@ -18,11 +18,12 @@ import torch
 from ltray.config import TrajectoryConfig
 from ltray.masks import save_mask, sparsity
 from ltray.masks.effective import effective_sparsity
+from ltray.models import prunable_weights
 from ltray.pruning import prune
 from ltray.seeding import derive_seed
 from ltray.training.loop import MaskApplier, evaluate_task, train_round
 from ltray.training.setup import Setup, default_device, prepare, seeded_generator
-from ltray.training.state import TrajectoryState
+from ltray.training.state import TrajectoryState, cpu_copy
 
 
 @dataclass
@@ -69,7 +70,7 @@ def run_trajectory(
         )
     elif state.config_key and state.config_key != cfg.key():
         raise ValueError(f"resume state belongs to config {state.config_key}, not {cfg.key()}")
-    prunable = set(_prunable_names(setup, cfg))
+    prunable = set(prunable_weights(setup.model, include_output=cfg.prune.prune_output))
     results = []
     for r in range(state.next_round, cfg.rounds):
         start = time.perf_counter()
@@ -107,7 +108,7 @@ def run_trajectory(
             next_round=r + 1,
             mask=next_mask,
             rewind_weights=rewind_weights or None,
-            trained_weights=_state_copy(setup) if cfg.train.rewind == "none" else None,
+            trained_weights=cpu_copy(setup.model.state_dict()) if cfg.train.rewind == "none" else None,
             config_key=cfg.key(),
         )
         result.seconds = time.perf_counter() - start
@@ -115,12 +116,6 @@ def run_trajectory(
         if on_round is not None:
             on_round(result, state)
     return results
-
-
-def _prunable_names(setup: Setup, cfg: TrajectoryConfig) -> list[str]:
-    from ltray.models import prunable_weights
-
-    return prunable_weights(setup.model, include_output=cfg.prune.prune_output)
 
 
 def _load_round_start_weights(setup: Setup, cfg: TrajectoryConfig, state: TrajectoryState, r: int) -> None:
@@ -150,6 +145,3 @@ def _next_mask(setup: Setup, cfg: TrajectoryConfig, mask: dict, prunable: set, r
         out[n] = new[n].to("cpu").numpy().astype(bool)
     return out
 
-
-def _state_copy(setup: Setup) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").clone() for k, v in setup.model.state_dict().items()}
