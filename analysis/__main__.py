@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
         description="Figures, tables and report.md from an ltray experiment folder.")
-    parser.add_argument("experiment", help="the experiment folder (<storage>/<name>)")
-    parser.add_argument("--out", help="report folder (default: EXPERIMENT/report)")
+    parser.add_argument("experiment", help="the experiment folder (<storage>/<name>): a path or an s3:// / gs:// URI")
+    parser.add_argument("--out", help="report folder, a path or a URI (default: EXPERIMENT/report)")
     parser.add_argument("--reference", default="global_unstructured",
                         help="technique the per-layer distances are measured against "
                              "(default: global_unstructured)")
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     n_notes = len(report.notes) + sum(b.startswith("> Note") for s in report.sections
                                       for b in s.blocks)
-    print(f"report written to {report.out / 'report.md'} ({len(report.figures)} figures, "
+    print(f"report written to {report.location.rstrip('/')}/report.md ({len(report.figures)} figures, "
           f"{len(report.tables)} tables, {n_notes} notes)")
     return 0
 

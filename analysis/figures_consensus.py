@@ -11,6 +11,9 @@ from analysis import plotting as P
 from analysis.figures_similarity import pick_rounds
 from analysis.initweights import initial_weight_distributions
 from analysis.measures import consensus_layers
+from ltray.experiment.schemas import CONSENSUS
+
+CONSENSUS_CSV = CONSENSUS.csv
 
 
 def section_votes(ctx, sec):
@@ -60,9 +63,9 @@ def section_consensus(ctx, sec):
     """Figure 5: consensus sparsity vs equivalent sequential rounds; kept fraction per layer."""
     cons = ctx.exp.consensus
     if cons.empty:
-        sec.note("No consensus masks yet (consensus.csv is absent or empty).")
+        sec.note(f"No consensus masks yet ({CONSENSUS_CSV} is absent or empty).")
         return
-    sec.table(cons, "consensus", "consensus masks (from consensus.csv)", show=False)
+    sec.table(cons, "consensus", f"consensus masks (from {CONSENSUS_CSV})", show=False)
     _rounds_figure(cons, sec)
     layers = consensus_layers(ctx.exp)
     if layers.empty:
@@ -124,7 +127,7 @@ def _rounds_figure(cons, sec):
     ok = ok[ok["equivalent_rounds"] > 0]
     if ok.empty:
         P.plt.close(fig)
-        sec.note("consensus.csv has no sparsity/equivalent_rounds values to plot.")
+        sec.note(f"{CONSENSUS_CSV} has no sparsity/equivalent_rounds values to plot.")
         return
     # the per-round pruning fraction the table's equivalent_rounds used: s = 1 - (1 - f)^r
     f = 1 - (1 - ok["sparsity"].iloc[0]) ** (1 / ok["equivalent_rounds"].iloc[0])

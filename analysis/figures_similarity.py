@@ -12,6 +12,7 @@ from analysis import tables as T
 from analysis.figures_accuracy import remaining_axis
 from analysis.loading import ALL_LAYERS
 from analysis.measures import shared_summary
+from ltray.experiment.schemas import SIMILARITY
 
 MAX_HEATMAPS = 4  # rounds shown per architecture
 MAX_PAIR_LINES = 6  # more technique pairs: one panel per technique instead of one crowded panel
@@ -41,7 +42,7 @@ def section_techniques(ctx, sec):
     every pair of techniques, as functions of the round."""
     sim = ctx.similarity(sec)
     if sim is None or sim.empty:
-        sec.note("No mask similarities: similarity.csv is absent and no bespoke masks could be read.")
+        sec.note(f"No mask similarities: {SIMILARITY.csv} is absent and no bespoke masks could be read.")
         return
     ref = ctx.opts.reference
     layers = T.reference_layer_distances(sim, ref)

@@ -87,7 +87,7 @@ def initial_weight_distributions(exp: Experiment, init: InitFn | None = None):
     cons_all = plain_consensus(exp.consensus)
     for arch in sorted(cons_all["arch"].unique()):
         row = _choose_consensus(cons_all[cons_all["arch"] == arch])
-        cmask = exp.mask(exp.root / row["mask_path"]) if row["mask_path"] else None
+        cmask = exp.mask(row["mask_path"]) if row["mask_path"] else None
         if cmask is None:
             notes.append(f"{arch}: consensus mask {row['mask_path']} unavailable; figure 7 skipped.")
             continue

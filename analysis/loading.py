@@ -1,87 +1,53 @@
 """Read an experiment folder (docs/experiment-folder.md) into tidy pandas tables.
 
-Only reads: rounds, consensus and similarity tables, plan.json and sweep.yaml. Anything absent
-gives an empty table and a note, so a folder that is still running can be reported on.
+Only reads, through ltray's storage layer, so the folder may be a path or an s3:// / gs:// URI:
+the rounds, consensus and similarity tables (ltray.experiment.schemas), plan.json and
+sweep.yaml. Anything absent gives an empty table and a note, so a folder that is still running
+can be reported on.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ltray.errors import ExperimentError, LtrayError
+from ltray.experiment import layout
+from ltray.experiment.folder import check_readable
+from ltray.experiment.ids import GroupId
+from ltray.experiment.plan_file import read_plan_file
+from ltray.experiment.schemas import ALL_LAYERS, CONSENSUS, ROUNDS, SIMILARITY, TableSchema
+from ltray.experiment.storage import Storage, StorageError, open_storage
+from ltray.experiment.tables import read_table
 
-ROUNDS_COLUMNS = [
-    "trial_id", "kind", "dataset", "arch", "technique", "seed", "round", "sparsity",
-    "effective_sparsity", "train_loss", "val_acc", "test_acc", "seconds", "mask_path", "group",
-    "threshold", "source", "source_round", "held_out", "leave_one_out",
-]
-CONSENSUS_COLUMNS = [
-    "group", "name", "arch", "seed", "technique", "source_round", "threshold", "leave_out",
-    "n_sources", "sources", "sparsity", "equivalent_rounds", "mask_path",
-]
-SIMILARITY_COLUMNS = [
-    "arch", "seed", "round", "task_a", "technique_a", "trial_a", "task_b", "technique_b",
-    "trial_b", "layer", "jaccard_distance",
-]
-# files whose presence makes a folder an experiment folder
-MARKERS = ("sweep.yaml", "plan.json", "rounds.csv", "rounds.parquet", "masks")
-TEXT_COLUMNS = ("trial_id", "kind", "dataset", "arch", "technique", "mask_path", "group",
-                "source", "leave_out", "sources", "name", "task_a", "task_b", "technique_a",
-                "technique_b", "trial_a", "trial_b", "layer")
-BOOL_COLUMNS = ("held_out", "leave_one_out")
-ALL_LAYERS = "__all__"  # similarity.csv's name for the whole network
+ROUNDS_COLUMNS, CONSENSUS_COLUMNS, SIMILARITY_COLUMNS = ROUNDS.names, CONSENSUS.names, SIMILARITY.names
+INT_KEYS = ("seed", "round")  # integers where every row has one; other integer columns read as floats
 
 
-def _as_bool(value) -> bool:
-    """CSV round-trips booleans as True/False/1/0/'' (empty = false)."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return False
-    return str(value).strip().lower() in ("true", "1", "yes", "1.0")
-
-
-def _read_table(root: Path, stem: str, columns: list[str], notes: list[str]) -> pd.DataFrame:
-    """`stem`.csv, else `stem`.parquet, else an empty frame with the contract's columns."""
-    csv, parquet = root / f"{stem}.csv", root / f"{stem}.parquet"
+def _read(storage: Storage, schema: TableSchema, notes: list[str]) -> pd.DataFrame | None:
+    """The table with analysis' dtypes, None when the folder has no such table (a damaged one
+    is noted and read as empty)."""
     try:
-        if csv.is_file():
-            df = pd.read_csv(csv, keep_default_na=True)
-        elif parquet.is_file():
-            df = pd.read_parquet(parquet)
-        else:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    except (OSError, ValueError) as exc:  # pandas' parser errors are ValueErrors
-        notes.append(f"{stem} table could not be read ({type(exc).__name__}: {exc}); ignored.")
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        notes.append(f"{stem} table lacks column(s) {', '.join(missing)}; left empty.")
-    for c in missing:
-        df[c] = np.nan
-    return _normalise(df)
+        df = read_table(storage, schema)
+    except ExperimentError as exc:
+        notes.append(f"{schema.stem} table could not be read ({exc}); ignored.")
+        df = schema.frame([])
+    return None if df is None else _analysis_dtypes(df, schema)
 
 
-def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+def _analysis_dtypes(df: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    """Text as str, booleans False when absent, seed/round as int where every row has one, other
+    counts as floats with NaN (what the figures' arithmetic expects)."""
     df = df.copy()
-    for c in TEXT_COLUMNS:
-        if c in df.columns:
-            df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
-    for c in BOOL_COLUMNS:
-        if c in df.columns:
-            df[c] = df[c].map(_as_bool).astype(bool)
-    for c in ("seed", "round", "threshold", "source_round", "n_sources"):
-        if c in df.columns:
-            df[c] = pd.to_numeric(df[c], errors="coerce")
-    for c in ("seed", "round"):  # keys: integers where known
-        if c in df.columns and df[c].notna().all():
-            df[c] = df[c].astype(int)
+    for col in schema.columns:
+        if col.kind == "bool":
+            df[col.name] = df[col.name].fillna(False).astype(bool)
+        elif col.kind == "int":
+            values = df[col.name].astype("float64")
+            df[col.name] = values.astype(int) if col.name in INT_KEYS and values.notna().all() else values
     return df
 
 
@@ -89,13 +55,17 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
 class Experiment:
     """One experiment folder's tables; masks are loaded lazily through `mask`."""
 
-    root: Path
+    storage: Storage
     rounds: pd.DataFrame
     consensus: pd.DataFrame
-    similarity: pd.DataFrame | None  # None when similarity.csv/.parquet is absent
+    similarity: pd.DataFrame | None  # None when the folder has no similarity table
     plan: dict | None
     sweep_text: str | None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.storage.uri.rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def bespoke(self) -> pd.DataFrame:
@@ -105,73 +75,63 @@ class Experiment:
     def followups(self) -> pd.DataFrame:
         return self.rounds[self.rounds["kind"].isin(["pret_a_porter", "transfer", "random"])]
 
-    def mask_file(self, row) -> Path:
-        """A rounds row's mask: its mask_path, else the contract's default location."""
-        if row["mask_path"]:
-            return self.root / str(row["mask_path"])
-        folder, r = self.root / "masks" / str(row["trial_id"]), int(row["round"])
-        padded = folder / f"round_{r:02d}.ltmask"  # the runner pads; the contract does not
-        return padded if padded.is_file() else folder / f"round_{r}.ltmask"
+    def mask_file(self, row) -> str:
+        """A rounds row's mask (relative path): its mask_path, else the layout's location."""
+        return str(row["mask_path"]) if row["mask_path"] else layout.trajectory_mask(str(row["trial_id"]),
+                                                                                      int(row["round"]))
 
-    def mask(self, path: Path) -> dict[str, np.ndarray] | None:
-        """The mask at `path`, or None (noted once) when it is missing or unreadable."""
-        return _load_mask_cached(str(path), self.notes)
+    def mask(self, rel: str) -> dict[str, np.ndarray] | None:
+        """The mask at `rel`, or None (noted once) when it is missing or unreadable."""
+        try:
+            return _load_mask(self.storage, rel)
+        except LtrayError as exc:
+            note = (f"mask file {self.storage.describe(rel)} is missing; skipped." if "not found" in str(exc)
+                    else f"mask file {self.storage.describe(rel)} could not be read ({exc}); skipped.")
+            if note not in self.notes:
+                self.notes.append(note)
+            return None
 
 
 @functools.lru_cache(maxsize=32)  # big nets: ~1 byte per weight per cached mask
-def _load_mask_cached_inner(path: str):
-    from ltray.masks import load_mask  # deferred: only mask-based sections need it
+def _load_mask_cached(storage_uri: str, rel: str):
+    from ltray.experiment.records import read_mask
 
-    return load_mask(path)
-
-
-def _load_mask_cached(path: str, notes: list[str]):
-    if not Path(path).is_file():
-        note = f"mask file {path} is missing; skipped."
-        if note not in notes:
-            notes.append(note)
-        return None
-    try:
-        return _load_mask_cached_inner(path)
-    except LtrayError as exc:
-        note = f"mask file {path} could not be read ({exc}); skipped."
-        if note not in notes:
-            notes.append(note)
-        return None
+    return read_mask(_storage_of(storage_uri), rel)[0].unpack()
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read the folder at `path`; ExperimentError if it is not an experiment folder."""
-    root = Path(path)
-    if not root.exists():
-        raise ExperimentError(f"experiment folder {root} does not exist")
-    if not root.is_dir():
-        raise ExperimentError(f"{root} is not a folder (expected an experiment folder)")
-    if not any((root / m).exists() for m in MARKERS):
-        raise ExperimentError(
-            f"{root} is not an experiment folder: none of {', '.join(MARKERS)} found")
-    _load_mask_cached_inner.cache_clear()
+@functools.lru_cache(maxsize=8)
+def _storage_of(uri: str) -> Storage:
+    return open_storage(uri)
+
+
+def _load_mask(storage: Storage, rel: str):
+    return _load_mask_cached(storage.uri, rel)
+
+
+def load_experiment(location) -> Experiment:
+    """Read the folder at `location` (path or URI); ExperimentError if it is not an experiment folder."""
+    storage = open_storage(location)
+    check_readable(storage)
+    _load_mask_cached.cache_clear()
     notes: list[str] = []
-    rounds = _read_table(root, "rounds", ROUNDS_COLUMNS, notes)
-    if len(rounds):
-        rounds = rounds.drop_duplicates(["trial_id", "round"], keep="last")
-    consensus = _read_table(root, "consensus", CONSENSUS_COLUMNS, notes)
-    has_similarity = (root / "similarity.csv").is_file() or (root / "similarity.parquet").is_file()
-    similarity = (_read_table(root, "similarity", SIMILARITY_COLUMNS, notes)
-                  if has_similarity else None)
+    rounds = _read(storage, ROUNDS, notes)
+    rounds = _analysis_dtypes(ROUNDS.frame([]), ROUNDS) if rounds is None else rounds
+    rounds = rounds.drop_duplicates(["trial_id", "round"], keep="last")
+    consensus = _read(storage, CONSENSUS, notes)
+    consensus = _analysis_dtypes(CONSENSUS.frame([]), CONSENSUS) if consensus is None else consensus
+    similarity = _read(storage, SIMILARITY, notes)
     plan = None
-    if (root / "plan.json").is_file():
-        try:
-            plan = json.loads((root / "plan.json").read_text())
-        except (OSError, ValueError) as exc:
-            notes.append(f"plan.json could not be read ({exc}); ignored.")
+    try:
+        plan = read_plan_file(storage).model_dump()
+    except ExperimentError as exc:
+        notes.append(f"{layout.PLAN} could not be used ({exc}); the report goes without it.")
     sweep_text = None
-    if (root / "sweep.yaml").is_file():
-        try:
-            sweep_text = (root / "sweep.yaml").read_text()
-        except OSError as exc:
-            notes.append(f"sweep.yaml could not be read ({exc}); ignored.")
-    return Experiment(root, rounds, consensus, similarity, plan, sweep_text, notes)
+    try:
+        sweep_text = storage.read_text(layout.SWEEP)
+    except StorageError as exc:
+        if not exc.missing:
+            notes.append(f"{layout.SWEEP} could not be read ({exc}); ignored.")
+    return Experiment(storage, rounds, consensus, similarity, plan, sweep_text, notes)
 
 
 def sweep_setting(exp: Experiment, *keys: str):
@@ -191,8 +151,9 @@ def sweep_setting(exp: Experiment, *keys: str):
     return node
 
 
-def group_recipe(group: str, seed) -> str:
+def group_recipe(group: str, seed=None) -> str:
     """A consensus group id without its seed (its recipe), so the same recipe aggregates over seeds."""
-    token = f"-s{int(seed)}-"
-    i = group.rfind(token)
-    return group if i < 0 else group[:i] + "-" + group[i + len(token):]
+    try:
+        return GroupId.parse(group).recipe
+    except ValueError:
+        return group

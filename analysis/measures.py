@@ -52,7 +52,7 @@ def task_overlap(exp: Experiment) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Across tasks, for each (arch, seed, technique, round) with masks of >= 2 tasks:
     vote histograms (how many weights survive on exactly v of the N task masks, v = 0..N) and
     shared fractions |A n B| / |A| for every ordered pair of tasks."""
-    from ltray.consensus import VoteCounts
+    from ltray.masks.votes import VoteCounts
     from ltray.masks import shared_fraction, sparsity
 
     votes, shared = [], []
@@ -97,7 +97,7 @@ def consensus_layers(exp: Experiment) -> pd.DataFrame:
 
     out = []
     for _, row in plain_consensus(exp.consensus).iterrows():
-        mask = exp.mask(exp.root / row["mask_path"]) if row["mask_path"] else None
+        mask = exp.mask(row["mask_path"]) if row["mask_path"] else None
         if mask is None:
             continue
         for layer, s in layer_sparsity(mask).items():

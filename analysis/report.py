@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from analysis.figures_similarity import section_tasks, section_techniques
 from analysis.initweights import InitFn
 from analysis.loading import Experiment, load_experiment
 from analysis.measures import compute_similarity, task_overlap
+from ltray.experiment import layout
+from ltray.experiment.schemas import CONSENSUS, ROUNDS, SIMILARITY
+from ltray.experiment.storage import StorageError, open_storage
 from ltray.fileio import atomic_write_text
 
 
@@ -80,8 +84,9 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 @dataclass
 class Report:
-    out: Path
+    out: Path  # where the files are built (the target itself, or a local copy of a bucket's)
     dpi: int
+    location: str = ""  # where report.md ends up: a path or a URI
     sections: list[Section] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
@@ -107,7 +112,7 @@ class Context:
             else:
                 self._similarity = compute_similarity(self.exp)
                 state = "absent" if self.exp.similarity is None else "empty"
-                self.report.notes.append(f"similarity.csv is {state}: Jaccard distances were "
+                self.report.notes.append(f"{SIMILARITY.csv} is {state}: Jaccard distances were "
                                          "computed from the mask files.")
                 if not self._similarity.empty:
                     sec.table(self._similarity, "similarity_from_masks",
@@ -138,7 +143,7 @@ def section_headline(ctx: Context, sec: Section) -> None:
     exp = ctx.exp
     wide, long = K.headline(exp.consensus, exp.followups, exp.plan, exp.bespoke)
     if wide.empty:
-        sec.note("No consensus masks yet: the headline table needs consensus.csv.")
+        sec.note(f"No consensus masks yet: the headline table needs {CONSENSUS.csv}.")
         return
     sec.table(wide, "headline", "per architecture and consensus recipe")
     if long.empty:
@@ -190,7 +195,7 @@ def _overview(exp: Experiment) -> list[str]:
     r, lines = exp.rounds, []
     b = exp.bespoke
     if r.empty:
-        lines.append("- No rounds recorded yet (rounds.csv is absent or empty).")
+        lines.append(f"- No rounds recorded yet ({ROUNDS.csv} is absent or empty).")
     else:
         for label, col in [("tasks", "dataset"), ("architectures", "arch"),
                            ("techniques", "technique"), ("seeds", "seed")]:
@@ -211,25 +216,32 @@ def _overview(exp: Experiment) -> list[str]:
 
 def build_report(experiment: str | Path, out: str | Path | None = None,
                  opts: Options | None = None) -> Report:
-    """Write figures, tables and report.md for `experiment` to `out` (default EXPERIMENT/report)."""
+    """Write figures, tables and report.md for `experiment` to `out` (default EXPERIMENT/report);
+    either may be a path or an s3:// / gs:// URI (a bucket's report is built locally, then uploaded)."""
     opts = opts or Options()
     exp = load_experiment(experiment)
-    report = Report(Path(out) if out else exp.root / "report", opts.dpi)
-    report.out.mkdir(parents=True, exist_ok=True)
-    ctx = Context(exp, opts, report)
-    for title, fn in SECTIONS:
-        sec = report.section(title)
-        try:
-            fn(ctx, sec)
-        except Exception as exc:  # one broken section must not cost the whole report
-            if opts.strict:
-                raise
-            P.plt.close("all")
-            sec.note(f"this section failed ({type(exc).__name__}: {exc}).")
-            print(f"warning: section {title!r} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-    report.notes[:0] = exp.notes
-    atomic_write_text(report.out / "report.md", _markdown(exp, report))
-    _drop_stale(report)
+    target = open_storage(out) if out else exp.storage.child(layout.REPORT)
+    local = target.local_path()
+    with tempfile.TemporaryDirectory(prefix="ltray-report-") as scratch:
+        report = Report(local if local is not None else Path(scratch), opts.dpi, target.uri)
+        report.out.mkdir(parents=True, exist_ok=True)
+        ctx = Context(exp, opts, report)
+        for title, fn in SECTIONS:
+            sec = report.section(title)
+            try:
+                fn(ctx, sec)
+            except Exception as exc:  # one broken section must not cost the whole report
+                if opts.strict:
+                    raise
+                P.plt.close("all")
+                sec.note(f"this section failed ({type(exc).__name__}: {exc}).")
+                print(f"warning: section {title!r} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        report.notes[:0] = exp.notes
+        atomic_write_text(report.out / "report.md", _markdown(exp, report))
+        if local is None:
+            for path in sorted(p for p in report.out.rglob("*") if p.is_file()):
+                target.write_bytes(path.relative_to(report.out).as_posix(), path.read_bytes())
+        _drop_stale(report, target)
     return report
 
 
@@ -237,24 +249,23 @@ MAX_NOTES = 20  # experiment-wide notes listed in report.md (e.g. one per unread
 MANIFEST = ".report-files.json"  # what the last build wrote, so a rebuild can drop leftovers
 
 
-def _drop_stale(report: Report) -> None:
+def _drop_stale(report: Report, target) -> None:
     """Delete figures/tables an earlier build wrote that this one did not (a rebuild of a
     running experiment can have fewer pages); files this package never wrote are left alone."""
     made = sorted(p.relative_to(report.out).as_posix() for p in report.figures + report.tables)
-    manifest = report.out / MANIFEST
     try:
-        before = json.loads(manifest.read_text())
-    except (OSError, ValueError):
+        before = json.loads(target.read_text(MANIFEST))
+    except (StorageError, ValueError):
         before = []
-    for rel in set(before) - set(made):
+    for rel in set(before if isinstance(before, list) else []) - set(made):
         if isinstance(rel, str) and rel.split("/")[0] in ("figures", "tables") and ".." not in rel:
-            (report.out / rel).unlink(missing_ok=True)
-    atomic_write_text(manifest, json.dumps(made, indent=0))
+            target.delete(rel)
+    target.write_text(MANIFEST, json.dumps(made, indent=0))
 
 
 def _markdown(exp: Experiment, report: Report) -> str:
-    parts = [f"# Lottery-ticket report: {exp.root.name}", "",
-             f"Experiment folder: `{exp.root}`", "", *_overview(exp), ""]
+    parts = [f"# Lottery-ticket report: {exp.name}", "",
+             f"Experiment folder: `{exp.storage.uri}`", "", *_overview(exp), ""]
     notes = list(dict.fromkeys(report.notes))
     if notes:
         shown = notes[:MAX_NOTES] + ([f"... and {len(notes) - MAX_NOTES} more like these."]
@@ -265,6 +276,6 @@ def _markdown(exp: Experiment, report: Report) -> str:
         for block in sec.blocks or ["> Note: nothing to show."]:
             parts += [block, ""]
     if exp.sweep_text:
-        parts += ["## Sweep file", "", "<details><summary>sweep.yaml</summary>", "",
+        parts += ["## Sweep file", "", f"<details><summary>{layout.SWEEP}</summary>", "",
                   "```yaml", exp.sweep_text.rstrip(), "```", "", "</details>", ""]
     return "\n".join(parts)

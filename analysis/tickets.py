@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.loading import group_recipe
+from ltray.experiment import tickets as T
 from analysis.tables import plain_consensus
 
 PRET = "prêt-à-porter"
@@ -19,13 +20,14 @@ RANDOM = "random"
 CATEGORIES = [PRET, PRET_LOO, BESPOKE_SAME, BESPOKE_TRAJ, BESPOKE_OTHER, RANDOM]  # plotting order
 
 
+# ltray's ticket kinds (ltray.experiment.tickets, shared with the closing summary) as plotted
+_NAMES = {T.PRET: PRET, T.LOO: PRET_LOO, T.BESPOKE_OWN: BESPOKE_SAME, T.BESPOKE_OTHER: BESPOKE_OTHER,
+          T.RANDOM: RANDOM}
+
+
 def category_of(row) -> str:
     """The ticket kind a follow-up row is plotted as."""
-    if row["kind"] == "pret_a_porter":
-        return PRET_LOO if row["leave_one_out"] else PRET
-    if row["kind"] == "transfer":
-        return BESPOKE_SAME if row["source"] == row["dataset"] else BESPOKE_OTHER
-    return RANDOM
+    return _NAMES[T.ticket_kind(row["kind"], row["source"], row["dataset"], bool(row["leave_one_out"]))]
 
 
 def loo_threshold_map(plan: dict | None) -> dict[tuple[str, int], int]:

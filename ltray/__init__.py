@@ -1,7 +1,7 @@
 """ltray: bespoke and pret-a-porter lottery tickets, swept at cluster scale on Ray.
 
-The core (data, models, pruning, masks, consensus, training) never imports Ray; only
-`ltray.sweep`, `ltray.cluster` and `ltray.status` do.
+The core (data, models, pruning, masks, consensus, training) and the experiment-folder format
+(`ltray.experiment`) never import Ray; only `ltray.sweep` and `ltray.cluster` do.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

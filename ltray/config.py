@@ -6,8 +6,6 @@ are errors. Defaults are the paper's protocol (Paganini & Forde 2020).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -82,9 +80,9 @@ class TrainConfig(Frozen):
 
 
 class PruneConfig(Frozen):
-    """One pruning step: `fraction` of what still survives, per layer (global: pooled)."""
+    """One pruning step of any technique: `fraction` of what still survives, per layer (global:
+    pooled). The sweep file's `prune` key, shared by every technique of the grid."""
 
-    technique: str = "global_unstructured"
     fraction: float = Field(0.2, gt=0, lt=1)
     dim: int = Field(1, ge=0)  # structured techniques: 1 = input channels / features
     prune_output: bool = True  # the output layer is pruned at the same rate
@@ -102,11 +100,15 @@ class TrajectoryConfig(Frozen):
     arch: str
     seed: int = Field(ge=0)
     rounds: int = Field(ge=1)
+    technique: str = "global_unstructured"
     prune: PruneConfig = PruneConfig()
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
 
     def key(self) -> str:
+        """Hash of what identifies the trajectory's results (its non-default fields)."""
+        from ltray.experiment.ids import config_hash
+
         return config_hash(self)
 
 
@@ -123,9 +125,3 @@ class TicketConfig(Frozen):
     # a target whose class count differs from the mask's output layer: 'error', keep the output
     # layer 'dense', or keep input 'columns' that survive in any row of the mask's output layer
     output_rule: Literal["error", "dense", "columns"] = "error"
-
-
-def config_hash(model: BaseModel, length: int = 10) -> str:
-    """Short stable hash of a model's JSON form, for content-addressed folder names."""
-    blob = json.dumps(model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]

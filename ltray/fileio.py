@@ -1,6 +1,7 @@
-"""Atomic file writes: a reader (or a resumed run) never sees a half-written file.
-
-Data goes to a temporary file in the same folder, is fsynced, then renamed over the target.
+"""Atomic file writes on a local file system: a reader (or a resumed run) never sees a
+half-written file. Data goes to a temporary file in the same folder, is fsynced, then renamed
+over the target. Files get the permissions the umask allows (as `open` would give them), not
+mkstemp's 0600, so others of the group can read results on shared storage.
 """
 
 from __future__ import annotations
@@ -9,6 +10,12 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -22,6 +29,7 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

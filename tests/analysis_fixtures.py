@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ltray.experiment.layout import FORMAT_VERSION
+from ltray.experiment.schemas import ROUNDS
 from ltray.masks import save_mask
 
 ARCH = "tiny"
@@ -41,11 +43,7 @@ KEPT = {  # round -> task -> kept indices before the technique/seed shift
 GROUP_NAME = "c"
 SOURCE_ROUND = 1
 THRESHOLDS = (3, 2)  # 'all' resolves to 3; its leave-one-out threshold is 2 of 2
-ROUNDS_COLUMNS = [  # rounds.csv's columns, in the runner's order (docs/experiment-folder.md)
-    "trial_id", "kind", "dataset", "arch", "technique", "seed", "round", "sparsity",
-    "effective_sparsity", "train_loss", "val_acc", "test_acc", "seconds", "mask_path", "group",
-    "threshold", "source", "source_round", "held_out", "leave_one_out",
-]
+ROUNDS_COLUMNS = ROUNDS.names  # rounds.csv's columns, in the runner's order
 FRACTION = 0.5  # per-round pruning fraction of the fixture (sparsity 1 - 0.5**r)
 # follow-up test accuracies of the default folder, all at threshold 3:
 # (kind, target, source) -> per seed
@@ -109,7 +107,7 @@ def _row(**kw) -> dict:
     """A rounds.csv row; follow-up fields stay empty (None -> empty cell) unless given."""
     base = {"effective_sparsity": kw.get("sparsity"), "train_loss": 0.5, "val_acc": kw.get("test_acc"),
             "seconds": 1.0, "group": None, "threshold": None, "source": None, "source_round": None,
-            "held_out": None, "leave_one_out": None}
+            "held_out": None, "leave_one_out": None, "device": "cpu"}
     return {**base, **kw}
 
 
@@ -157,6 +155,7 @@ def build_experiment(root: Path, seeds=(0, 1), rounds=(0, 1, 2), tasks=TASKS, te
         _write_plan(root, seeds, tasks, techniques, targets, planned_rounds)
     (root / "sweep.yaml").write_text(
         f"name: fixture\ngrid:\n  archs: [{ARCH}]\nprune:\n  fraction: {FRACTION}\n")
+    (root / "experiment.json").write_text(json.dumps({"format": FORMAT_VERSION, "name": "fixture"}))
     return root
 
 
@@ -193,7 +192,7 @@ def _write_plan(root, seeds, tasks, techniques, targets, planned_rounds):
     doc = {"trajectories": [{"trial_id": trial_id(t, k, s), "task": t, "arch": ARCH, "technique": k,
                              "seed": s, "rounds": planned_rounds}
                             for s in seeds for k in techniques for t in tasks],
-           "groups": [{"group_id": group_id(s), "name": GROUP_NAME, "arch": ARCH, "seed": s,
+           "groups": [{"group": group_id(s), "name": GROUP_NAME, "arch": ARCH, "seed": s,
                        "technique": TECHNIQUES[0], "source_round": SOURCE_ROUND,
                        "thresholds": list(THRESHOLDS), "loo_thresholds": [2], "targets": list(targets),
                        "random_baseline": True, "bespoke_baseline": True, "leave_one_out": True,

@@ -43,6 +43,20 @@ def tiny_sweep(storage: Path, **overrides):
     return parse_sweep(raw, "tiny.yaml")
 
 
+def run_sweep_here(plan, resume: bool = False, **kw) -> Path:
+    """Open the plan's experiment folder and run the sweep on the Ray this process joined."""
+    from ltray.experiment.storage import open_storage
+    from ltray.sweep.location import experiment_location
+    from ltray.sweep.opening import open_experiment
+    from ltray.sweep.run import run_sweep
+
+    location = experiment_location(plan.sweep.name, plan.sweep.storage)
+    storage = open_storage(location.experiment)
+    open_experiment(plan, storage, resume)
+    run_sweep(plan, storage, resume=resume, verbose=0, **kw)
+    return Path(location.experiment)
+
+
 def short_tmpdir(prefix: str) -> str:
     """Ray's socket paths must stay short: a private dir directly under /tmp."""
     return tempfile.mkdtemp(prefix=prefix, dir="/tmp")

@@ -7,11 +7,18 @@ import json
 import numpy as np
 import pytest
 
+from ltray.experiment import layout
+from ltray.experiment.journal import Journal
+from ltray.experiment.storage import LocalStorage
 from ltray.masks import layer_jaccard, load_mask, save_mask
-from ltray.sweep.aggregator import ConsensusAggregator
+from ltray.sweep.aggregator import ConsensusAggregator as _Aggregator
 from ltray.sweep.plan import build_plan
 
 from tests.sweep_helpers import tiny_sweep, vote_consensus
+
+def ConsensusAggregator(exp, plan):  # noqa: N802 - reads like the class it builds
+    return _Aggregator(LocalStorage(exp), plan)
+
 
 LENET = {"conv1.weight": (6, 1, 3, 3), "conv2.weight": (16, 6, 3, 3), "fc1.weight": (120, 400),
          "fc2.weight": (84, 120), "fc3.weight": (10, 84)}
@@ -28,7 +35,7 @@ def fake_masks(exp, plan, rounds, out_classes=None):
             shapes["fc3.weight"] = (out_classes[key], 84)
         scores = {n: rng.random(s) for n, s in shapes.items()}
         for r in range(rounds):
-            rel = f"masks/{t.trial_id}/round_{r:02d}.ltmask"
+            rel = layout.trajectory_mask(t.trial_id, r)
             save_mask(exp / rel, {n: s < 0.8**r for n, s in scores.items()})
             msgs.append((t.trial_id, r, rel))
     return sorted(msgs, key=lambda m: m[1])
@@ -63,7 +70,7 @@ def expected_similarity(exp, plan, msgs):
 
 
 def as_tuples(agg):
-    return [(r["trial_a"], r["trial_b"], r["round"], r["layer"], r["jaccard_distance"]) for r in agg.similarity_rows]
+    return [(r["trial_a"], r["trial_b"], r["round"], r["layer"], r["jaccard_distance"]) for r in agg.similarity.rows()]
 
 
 def test_similarity_consensus_and_replay(setup):
@@ -73,7 +80,7 @@ def test_similarity_consensus_and_replay(setup):
     assert completed == [plan.groups[0].group_id]
     assert as_tuples(agg) == expected_similarity(exp, plan, msgs)
     g = plan.groups[0]
-    sources = {task: load_mask(exp / f"masks/{tid}/round_{g.source_round:02d}.ltmask") for task, tid in g.sources.items()}
+    sources = {task: load_mask(exp / layout.trajectory_mask(tid, g.source_round)) for task, tid in g.sources.items()}
     k = g.thresholds[0]
     got = load_mask(exp / g.consensus_path(k))
     want = vote_consensus(list(sources.values()), k)
@@ -93,21 +100,38 @@ def test_similarity_consensus_and_replay(setup):
     assert again.add_mask(*msgs[-1]) == []  # already registered: nothing changes
 
 
-def test_old_journal_lines_replay(setup):
+def test_journal_records_of_one_dict_per_row_replay(setup):
     plan, exp, msgs = setup
     agg = ConsensusAggregator(exp, plan)
     for m in msgs:
         agg.add_mask(*m)
-    rows = agg.similarity_rows
-    journal = exp / "actor" / "journal.jsonl"
-    old_lines = []
-    for line in journal.read_text().splitlines():  # rewrite as the old format: one dict per row
-        rec = json.loads(line)
+    rows = agg.similarity.rows()
+    records = Journal(LocalStorage(exp), layout.JOURNAL).replay().records
+    (exp / "actor").rename(exp / "actor-new")
+    old = Journal(LocalStorage(exp), layout.JOURNAL)
+    old.replay()
+    for rec in records:  # rewritten as format 1 wrote them: one dict per similarity row
         rec.pop("sim", None), rec.pop("layers", None)
         rec["similarity"] = [r for r in rows if r["trial_a"] == rec["trial"] and r["round"] == rec["round"]]
-        old_lines.append(json.dumps(rec))
-    journal.write_text("\n".join(old_lines) + "\n")
-    assert ConsensusAggregator(exp, plan).similarity_rows == rows
+        old.append(rec)
+    assert ConsensusAggregator(exp, plan).similarity.rows() == rows
+
+
+def test_a_mask_sent_again_adds_no_similarity_row(setup):
+    plan, exp, msgs = setup
+    agg = ConsensusAggregator(exp, plan)
+    for m in msgs:
+        agg.add_mask(*m)
+    n = len(agg.similarity.pairs)
+    # the journal loses the first record (a damaged record is skipped): its mask is sent again
+    first = sorted((exp / "actor" / "journal").iterdir())[0]
+    first.write_text(first.read_text().replace('"round":0', '"round":7'))  # checksum no longer matches
+    again = ConsensusAggregator(exp, plan)
+    assert any("damaged" in p for p in again.problems)
+    for m in msgs:
+        again.add_mask(*m)
+    assert len(again.similarity.pairs) == n and len(again.paths) == len(msgs)
+    assert sorted(as_tuples(again)) == sorted(as_tuples(agg))
 
 
 def test_followups_refresh_when_a_source_reports_a_round(setup):
@@ -137,25 +161,23 @@ def test_masks_with_another_output_layer_compare_on_shared_layers(tmp_path):
         agg.add_mask(*m)
     odd = next(t.trial_id for t in plan.trajectories
                if (t.labels["dataset"], t.labels["technique"]) == ("rot90", "random_unstructured"))
-    mixed = [r for r in agg.similarity_rows if odd in (r["trial_a"], r["trial_b"])]
+    mixed = [r for r in agg.similarity.rows() if odd in (r["trial_a"], r["trial_b"])]
     assert mixed and {r["layer"] for r in mixed} == set(LENET) - {"fc3.weight"} | {"__all__"}
     assert all(0 <= r["jaccard_distance"] <= 1 for r in mixed)
 
 
-def test_a_torn_journal_line_is_cut_and_later_lines_stay_readable(tmp_path):
+def test_a_damaged_source_mask_is_a_problem_not_a_crash(tmp_path):
     plan = build_plan(tiny_sweep(tmp_path))
     exp = tmp_path / "exp"
     msgs = fake_masks(exp, plan, rounds=2)
+    g = plan.groups[0]
+    source = next(iter(g.sources.values()))
+    damaged = exp / layout.trajectory_mask(source, g.source_round)
+    damaged.write_bytes(damaged.read_bytes()[:-5])  # truncated
     agg = ConsensusAggregator(exp, plan)
-    for m in msgs[:3]:
-        agg.add_mask(*m)
-    journal = exp / "actor" / "journal.jsonl"
-    with open(journal, "a") as f:
-        f.write('{"trial": "half a li')  # the crash came mid-write
-    again = ConsensusAggregator(exp, plan)
-    assert len(again.paths) == 3
-    for m in msgs[3:]:
-        again.add_mask(*m)
-    lines = journal.read_text().splitlines()
-    assert len(lines) == len(msgs) and all(json.loads(line) for line in lines)
-    assert len(ConsensusAggregator(exp, plan).paths) == len(msgs)
+    completed = [c for m in msgs for c in agg.add_mask(*m)]
+    assert completed == [] and g.group_id not in agg.complete
+    assert len(agg.problems) == 1 and str(damaged) in agg.problems[0] and "--resume" in agg.problems[0]
+    assert (source, g.source_round) not in agg.paths  # not registered: a repaired mask is taken later
+    save_mask(damaged, {n: np.ones(s, bool) for n, s in LENET.items()})
+    assert agg.add_mask(source, g.source_round, layout.trajectory_mask(source, g.source_round)) == [g.group_id]

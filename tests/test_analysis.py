@@ -4,17 +4,20 @@ out by hand from the fixture's masks (see the fixture's docstring for the kept i
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
 from pathlib import Path
 
 import matplotlib.image as mpimg
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis import Options, build_report, load_experiment
+from ltray.experiment.layout import FORMAT_VERSION
 from analysis import report as report_module
 from analysis import tickets as K
 from analysis.__main__ import main
@@ -227,6 +230,7 @@ def test_initial_weights_with_a_real_architecture(tmp_path):
                    "n_sources": 2, "sources": "a;b", "sparsity": 0.8, "equivalent_rounds": 7.2,
                    "mask_path": "consensus/g/t2.ltmask"}]).to_csv(tmp_path / "consensus.csv", index=False)
     (tmp_path / "plan.json").write_text("{}")
+    (tmp_path / "experiment.json").write_text(json.dumps({"format": FORMAT_VERSION}))
     hist, summary, notes = initial_weight_distributions(load_experiment(tmp_path))
     kept = summary.set_index("series").loc["consensus (≥ 2 of 2 votes)", "n_weights"]
     assert kept == sum(int(m.sum()) for m in mask.values())
@@ -255,6 +259,7 @@ def test_partial_folder_builds_with_notes(partial):
 
 def test_folder_with_only_a_plan_builds(tmp_path):
     (tmp_path / "plan.json").write_text('{"trajectories": [], "groups": []}')
+    (tmp_path / "experiment.json").write_text(json.dumps({"format": FORMAT_VERSION}))
     report = build_report(tmp_path, tmp_path / "out", _opts())
     md = (tmp_path / "out" / "report.md").read_text()
     assert report.figures == [] and "No rounds recorded yet" in md and "No bespoke rounds" in md

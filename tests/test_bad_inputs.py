@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from ltray.errors import MaskFileError
+from ltray.experiment.layout import FORMAT_VERSION
 from ltray.masks import check_mask_matches, load_mask, save_mask
 from ltray.sweep.__main__ import main as sweep_main
 
@@ -255,15 +256,15 @@ RUN_CASES = [
     ("--resume of a missing folder", lambda d: None, nothing, ["--resume"], "{exp}: ",
      "no such experiment folder"),
     ("--resume of an incompatible version", lambda d: None, marker({"format": 99}), ["--resume"],
-     "{exp}/experiment.json: format: ", "incompatible ltray (folder format 99"),
+     "{exp}/experiment.json: ", "folder format 99, this ltray"),
     ("--resume with a garbled marker", lambda d: None, marker([1, 2]), ["--resume"],
-     "{exp}/experiment.json: format: ", "incompatible ltray"),
-    ("--resume of another sweep's folder", lambda d: None, marker({"format": 1}), ["--resume"], "{exp}: ",
-     "the sweep file no longer matches this experiment (2 trajectories differ)"),
-    ("--resume with a broken plan.json", lambda d: None, marker({"format": 1}, '{"trajectories": 3}'),
-     ["--resume"], "{exp}/plan.json: trajectories: ", "not a list"),
+     "{exp}/experiment.json: ", "not a JSON object"),
+    ("--resume of another sweep's folder", lambda d: None, marker({"format": FORMAT_VERSION}), ["--resume"],
+     "{exp}: ", "the sweep file no longer matches this experiment (2 trajectories differ)"),
+    ("--resume with a broken plan.json", lambda d: None, marker({"format": FORMAT_VERSION}, '{"trajectories": 3}'),
+     ["--resume"], "{exp}/plan.json: trajectories: ", "valid array"),
     ("storage under a regular file", put("storage", "{tmp}/blocker/store"), regular_file("blocker"), [],
-     "{tmp}/blocker/store/bad: ", "cannot write the experiment folder (Not a directory)"),
+     "{tmp}/blocker/store/bad: ", "cannot write the experiment folder"),
     ("experiment path is a file", lambda d: None, regular_file("store/bad"), [], "{exp}: ",
      "is not a folder"),
     ("more CPUs than the local Ray", put("resources.lenet.cpu", 64), nothing, ["--num-cpus", "2"],
@@ -297,18 +298,20 @@ def test_bad_run(case, tmp_path, capsys, no_ray):
 def test_half_written_folder_is_removed(tmp_path, monkeypatch, no_ray):
     """A failed write (full disk) while creating the folder leaves nothing that blocks a retry."""
     from ltray.errors import ExperimentError
-    from ltray.sweep import experiment
+    from ltray.experiment import folder
+    from ltray.experiment.storage import StorageError, open_storage
     from ltray.sweep.load import load_sweep
+    from ltray.sweep.opening import open_experiment
     from ltray.sweep.plan import build_plan
 
     sweep = load_sweep(write_sweep(tmp_path, put("storage", str(tmp_path / "deep" / "store"))))
 
-    def full_disk(path, doc):
-        raise OSError(28, "No space left on device")
+    def full_disk(storage, rel, doc):
+        raise StorageError(storage.describe(rel), "write", "No space left on device")
 
-    monkeypatch.setattr(experiment, "write_json", full_disk)
+    monkeypatch.setattr(folder, "write_json", full_disk)
     with pytest.raises(ExperimentError, match="No space left on device"):
-        experiment.open_experiment(sweep, build_plan(sweep), resume=False)
+        open_experiment(build_plan(sweep), open_storage(tmp_path / "deep" / "store" / "bad"), resume=False)
     assert not (tmp_path / "deep").exists()
 
 
@@ -431,9 +434,10 @@ def test_invalid_cluster_file(edit, key, message, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda p: p.mkdir(), "not an ltray experiment folder (no plan.json)"),
+    (lambda p: p.mkdir(), "not an ltray experiment folder (no experiment.json)"),
     (lambda p: None, "no such experiment folder"),
-    (lambda p: (p.mkdir(), (p / "plan.json").write_text("{not json")), "plan.json: "),
+    (lambda p: (p.mkdir(), (p / "experiment.json").write_text(json.dumps({"format": FORMAT_VERSION})),
+                (p / "plan.json").write_text("{not json")), "plan.json: "),
 ])
 def test_status_of_a_non_experiment(make, message, tmp_path, capsys):
     from ltray.status import main
@@ -457,7 +461,7 @@ def test_analysis_of_a_non_experiment(tmp_path, capsys):
     code = main([str(folder), "--out", str(tmp_path / "report")])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and "Traceback" not in err
-    assert err.startswith(f"error: {folder}") and "not an experiment folder" in err
+    assert err.startswith(f"error: {folder}") and "not an ltray experiment folder" in err
     assert not (tmp_path / "report").exists()
 
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from ltray.consensus import (
-    VoteCounts,
     closest_round,
     consensus_mask,
     equivalent_rounds,
@@ -15,6 +14,7 @@ from ltray.consensus import (
     resolve_threshold,
 )
 from ltray.masks import count_kept
+from ltray.masks.votes import VoteCounts
 
 from tests.mask_helpers import assert_masks_equal
 from tests.mask_helpers import random_masks as shared_random_masks
@@ -26,6 +26,13 @@ def random_masks(n, keep=0.6, seed=0):
     return shared_random_masks(SHAPES, n, keep=keep, seed=seed)
 
 
+def votes_of(masks):
+    votes = VoteCounts.like(masks[0])
+    for m in masks:
+        votes.add(m)
+    return votes
+
+
 # three tiny masks over one layer, votes per weight: [3, 2, 1, 0, 2, 1]
 M1 = {"w": np.array([1, 1, 1, 0, 0, 0], bool)}
 M2 = {"w": np.array([1, 1, 0, 0, 1, 0], bool)}
@@ -33,7 +40,7 @@ M3 = {"w": np.array([1, 0, 0, 0, 1, 1], bool)}
 
 
 def test_counts_and_thresholds_by_hand():
-    votes = VoteCounts.from_masks([M1, M2, M3])
+    votes = votes_of([M1, M2, M3])
     assert votes.n == 3
     assert votes.counts["w"].tolist() == [3, 2, 1, 0, 2, 1]
     assert votes.consensus("all")["w"].tolist() == [1, 0, 0, 0, 0, 0]
@@ -56,42 +63,25 @@ def test_rolling_intersection_matches_logical_and():
 
 
 def test_consensus_only_shrinks_as_threshold_rises():
-    votes = VoteCounts.from_masks(random_masks(5))
+    votes = votes_of(random_masks(5))
     kept = [count_kept(votes.consensus(k)) for k in range(1, 6)]
     assert kept == sorted(kept, reverse=True) and kept[0] > kept[-1]
 
 
 def test_counts_are_read_only():
-    votes = VoteCounts.from_masks([M1])
+    votes = votes_of([M1])
     with pytest.raises(ValueError):
         votes.counts["w"][0] = 7
 
 
-def test_remove_undoes_add():
-    masks = random_masks(4)
-    votes = VoteCounts.from_masks(masks[:3])
-    before = {name: c.copy() for name, c in votes.counts.items()}
-    votes.add(masks[3])
-    votes.remove(masks[3])
-    assert votes.n == 3
-    assert_masks_equal(votes.counts, before)
-    votes.remove(masks[0])
-    assert_masks_equal(votes.consensus("all"), consensus_mask(masks[1:3], "all"))
-
-
-def test_remove_rejects_a_mask_never_added():
-    votes = VoteCounts.from_masks([M1])
+def test_leave_one_out_rejects_a_mask_never_added():
     with pytest.raises(ValueError, match="'w'"):
-        votes.remove(M3)  # keeps weights 4 and 5, which have 0 votes
-    with pytest.raises(ValueError, match="empty"):
-        VoteCounts.like(M1).remove(M1)
-    with pytest.raises(ValueError, match="'w'"):
-        VoteCounts.from_masks([M1, M2]).leave_one_out(M3, 1)
+        votes_of([M1, M2]).leave_one_out(M3, 1)  # M3 keeps weight 5, which has no vote
 
 
 def test_leave_one_out_is_consensus_of_the_others():
     masks = random_masks(5, seed=3)
-    votes = VoteCounts.from_masks(masks)
+    votes = votes_of(masks)
     for i, own in enumerate(masks):
         others = masks[:i] + masks[i + 1 :]
         for k in (1, 3, "all"):
@@ -102,13 +92,13 @@ def test_leave_one_out_is_consensus_of_the_others():
 
 
 def test_leave_one_out_by_hand():
-    votes = VoteCounts.from_masks([M1, M2, M3])
+    votes = votes_of([M1, M2, M3])
     assert votes.leave_one_out(M1, "all")["w"].tolist() == [1, 0, 0, 0, 1, 0]  # M2 & M3
 
 
 def test_histogram_sums_to_weight_count():
     masks = random_masks(4, seed=1)
-    hist = VoteCounts.from_masks(masks).histogram()
+    hist = votes_of(masks).histogram()
     assert hist.shape == (5,)
     assert hist.sum() == sum(math.prod(s) for s in SHAPES.values())
     stacked = np.concatenate([np.sum([m[n] for m in masks], axis=0).ravel() for n in SHAPES])
@@ -118,11 +108,12 @@ def test_histogram_sums_to_weight_count():
 
 def test_histogram_with_many_votes():
     masks = random_masks(70, keep=0.5, seed=4)  # n >= 64 takes the bincount path
-    votes = VoteCounts.from_masks(masks)
+    votes = votes_of(masks)
     stacked = np.concatenate([np.sum([m[n] for m in masks], axis=0).ravel() for n in SHAPES])
     assert votes.histogram().tolist() == np.bincount(stacked, minlength=71).tolist()
-    back = VoteCounts.from_npz_bytes(votes.to_npz_bytes())  # 7 bit planes
-    assert_masks_equal(back.counts, votes.counts)
+    for k in (1, 35, 70):  # beyond ROWS_MAX masks the counts are bit planes: same consensus
+        assert_masks_equal(votes.consensus(k), consensus_mask(masks, k))
+    assert_masks_equal(votes.leave_one_out(masks[0], "all"), consensus_mask(masks[1:], "all"))
 
 
 def test_mismatched_layout_is_rejected():
@@ -131,25 +122,6 @@ def test_mismatched_layout_is_rejected():
         votes.add({"conv.weight": np.ones((4, 3, 3, 3), bool), "out.weight": np.ones(3, bool)})
     with pytest.raises(ValueError, match="shape"):
         consensus_mask([M1, {"w": np.ones(7, bool)}], 1)
-
-
-def test_persistence_round_trip():
-    masks = random_masks(3, seed=2)
-    votes = VoteCounts.from_masks(masks)
-    for _ in range(2):  # 3 then 4 votes: 2 then 3 bit planes
-        back = VoteCounts.from_npz_bytes(votes.to_npz_bytes())
-        assert back.n == votes.n and back.shapes == votes.shapes
-        assert_masks_equal(back.counts, votes.counts)
-        assert back.histogram().tolist() == votes.histogram().tolist()
-        votes.add(masks[0])
-    back.add(masks[0])  # still usable
-    assert back.n == 5
-    scalar = VoteCounts.from_masks([{"s": np.array(True)}, {"s": np.array(True)}])
-    assert VoteCounts.from_npz_bytes(scalar.to_npz_bytes()).counts["s"].tolist() == 2
-    empty = VoteCounts.from_npz_bytes(VoteCounts({}).to_npz_bytes())
-    assert empty.n == 0 and empty.shapes == {}
-    with pytest.raises(ValueError, match="VoteCounts"):
-        VoteCounts.from_npz_bytes(b"not a zip file")
 
 
 def test_resolve_threshold():

@@ -18,10 +18,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from ltray.experiment import layout
+from ltray.experiment.journal import Journal
+from ltray.experiment.storage import LocalStorage
 from ltray.masks import load_mask
 from ltray.sweep.plan import build_plan
-from tests.sweep_helpers import (TINY_SWEEP, rounds_table, short_tmpdir, source_masks, start_local_ray, tiny_sweep,
-                                 tune_trial_dirs, vote_consensus)
+from tests.sweep_helpers import (TINY_SWEEP, rounds_table, run_sweep_here, short_tmpdir, source_masks,
+                                 start_local_ray, tiny_sweep, tune_trial_dirs, vote_consensus)
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +77,7 @@ def _direct_masks(plan, tmp: Path) -> dict[str, list[dict]]:
         out = {}
         for t in plan.trajectories:
             run_trajectory(t.config, tmp / t.trial_id, root=plan.sweep.data_root, device="cpu")
-            out[t.trial_id] = [load_mask(tmp / t.trial_id / f"round_{r:02d}.ltmask") for r in range(t.config.rounds)]
+            out[t.trial_id] = [load_mask(tmp / t.trial_id / layout.round_mask_name(r)) for r in range(t.config.rounds)]
         return out
     finally:
         torch.set_num_threads(threads)
@@ -84,7 +87,6 @@ def test_killed_worker_and_actor_lose_nothing(tmp_path):
     import ray
 
     from ltray.sweep.actor import get_actor
-    from ltray.sweep.run import run_sweep
 
     sweep = tiny_sweep(tmp_path / "exp")
     plan = build_plan(sweep)
@@ -102,16 +104,15 @@ def test_killed_worker_and_actor_lose_nothing(tmp_path):
                 if pids:
                     os.kill(pids[0], signal.SIGKILL)
                     killed["worker"] = pids[0]
-            journal = exp / "actor" / "journal.jsonl"
-            if not killed["actor"] and journal.exists() and len(journal.read_text().splitlines()) >= 4:
-                ray.kill(get_actor(exp), no_restart=False)
+            if not killed["actor"] and len(Journal(LocalStorage(exp), layout.JOURNAL).replay().records) >= 4:
+                ray.kill(get_actor(str(exp)), no_restart=False)
                 killed["actor"] = True
 
     start_local_ray()
     thread = threading.Thread(target=inject, daemon=True)
     try:
         thread.start()
-        run_sweep(plan, verbose=0)
+        run_sweep_here(plan)
     finally:
         thread.join(timeout=5)
         ray.shutdown()
@@ -123,7 +124,7 @@ def test_killed_worker_and_actor_lose_nothing(tmp_path):
     direct = _direct_masks(plan, tmp_path / "direct")
     for tid, masks in direct.items():
         for r, want in enumerate(masks):
-            got = load_mask(exp / "masks" / tid / f"round_{r:02d}.ltmask")
+            got = load_mask(exp / layout.trajectory_mask(tid, r))
             assert all(np.array_equal(got[n], want[n]) for n in want), (tid, r)
 
 
@@ -170,7 +171,7 @@ def test_full_disk_stops_with_one_line_and_a_readable_folder(tmp_path, monkeypat
     import errno
 
     from ltray import fileio
-    from ltray.sweep import tables
+    from ltray.experiment import storage
     from ltray.sweep.__main__ import main
 
     sweep_file = tmp_path / "tiny.yaml"
@@ -187,7 +188,7 @@ def test_full_disk_stops_with_one_line_and_a_readable_folder(tmp_path, monkeypat
                     raise OSError(errno.ENOSPC, "No space left on device", str(path))
         fileio.atomic_write_bytes(path, data)
 
-    monkeypatch.setattr(tables, "atomic_write_bytes", filling_disk)
+    monkeypatch.setattr(storage, "atomic_write_bytes", filling_disk)
     monkeypatch.setenv("LTRAY_RAY_TMPDIR", short_tmpdir("ltd-"))
     assert main([str(sweep_file), "-q", "--address", "local"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -198,14 +198,17 @@ def test_numpy_parts_work_without_torch_or_ray(tmp_path):
         sys.modules["ray"] = None
         import numpy as np
         from ltray.masks import save_mask, load_mask, jaccard_distance, sparsity
-        from ltray.consensus import VoteCounts, consensus_mask, random_ticket_like
+        from ltray.consensus import consensus_mask, random_ticket_like
+        from ltray.masks.votes import VoteCounts
         m = {{"w": np.array([True, False, True])}}
         save_mask({str(tmp_path / "m.ltmask")!r}, m)
         back = load_mask({str(tmp_path / "m.ltmask")!r})
         assert back["w"].tolist() == [True, False, True]
         assert jaccard_distance(m, back) == 0.0 and abs(sparsity(m) - 1 / 3) < 1e-12
         assert consensus_mask([m, back], "all")["w"].tolist() == [True, False, True]
-        assert VoteCounts.from_masks([m]).n == 1 and random_ticket_like(m, 0)["w"].sum() == 2
+        votes = VoteCounts.like(m)
+        votes.add(m)
+        assert votes.n == 1 and random_ticket_like(m, 0)["w"].sum() == 2
         print("ok")
         """
     )

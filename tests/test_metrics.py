@@ -96,7 +96,7 @@ def metrics_run(tmp_path_factory):
 
     from ltray.sweep.load import parse_sweep
     from ltray.sweep.plan import build_plan
-    from ltray.sweep.run import run_sweep
+    from tests.sweep_helpers import run_sweep_here
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     port = _free_port()
@@ -109,7 +109,7 @@ def metrics_run(tmp_path_factory):
         scraper = Scraper(f"http://127.0.0.1:{port}/metrics")
         scraper.start()
         sweep = parse_sweep({**SWEEP, "storage": str(tmp_path_factory.mktemp("exp"))}, "metrics.yaml")
-        exp = run_sweep(build_plan(sweep), verbose=0)
+        exp = run_sweep_here(build_plan(sweep))
         deadline = time.monotonic() + 30  # Ray exports a few seconds after the values change
         while time.monotonic() < deadline and not (EXPECTED <= scraper.series() and _counts_settled(scraper, exp)):
             time.sleep(1)

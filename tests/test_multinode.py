@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ltray.experiment import layout
+
 pytestmark = pytest.mark.ray
 
 WORKER = {"num_cpus": 1, "num_gpus": 1}  # CPU 0.5 per trial: two trials share a node's fake GPU
@@ -38,13 +40,15 @@ def cluster():
     from ray._private import ray_constants
     from ray.cluster_utils import Cluster
 
-    saved_env = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    saved_env = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER",
+                                                "LTRAY_ALLOW_CPU_FALLBACK")}
     saved_flag = ray_constants.ENABLE_RAY_CLUSTER
     # a private temp dir (Cluster writes its address file under $RAY_TMPDIR), and every node on
     # 127.0.0.1: Ray otherwise advertises the machine's address, which may not accept connections
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="ltn-", dir="/tmp")
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ["LTRAY_ALLOW_CPU_FALLBACK"] = "1"  # the GPUs are fake: trials holding a share train on the CPU
     ray_constants.ENABLE_RAY_CLUSTER = False
     c = Cluster(initialize_head=True,
                 head_node_args={"num_cpus": 0, "resources": {"ltray_head": 1}, "include_dashboard": False})
@@ -75,10 +79,10 @@ def two_workers(c) -> list[str]:
 def run(tmp_path: Path, name: str, **overrides) -> Path:
     from ltray.sweep.load import parse_sweep
     from ltray.sweep.plan import build_plan
-    from ltray.sweep.run import run_sweep
+    from tests.sweep_helpers import run_sweep_here
 
     sweep = parse_sweep({**SWEEP, "name": name, "storage": str(tmp_path), **overrides}, f"{name}.yaml")
-    return run_sweep(build_plan(sweep), verbose=0)
+    return run_sweep_here(build_plan(sweep))
 
 
 def reports(exp: Path) -> pd.DataFrame:
@@ -100,7 +104,7 @@ def check_complete(exp: Path, rounds: int) -> pd.DataFrame:
     table = pd.read_csv(exp / "rounds.csv")
     assert not table.duplicated(["trial_id", "round"]).any()
     assert set(zip(table["trial_id"], table["round"])) == {(t, r) for t in ids for r in range(rounds)}
-    expected = [f"round_{r:02d}.ltmask" for r in range(rounds)]
+    expected = [layout.round_mask_name(r) for r in range(rounds)]
     for t in ids:
         assert sorted(p.name for p in (exp / "masks" / t).iterdir()) == expected
         assert (exp / "trials" / t / "done.json").exists()
@@ -144,14 +148,17 @@ def test_trials_spread_over_workers_in_gpu_shares(cluster, tmp_path):
 def test_consensus_actor_holds_the_heads_resource(cluster, tmp_path):
     import ray
 
+    from ltray.experiment.storage import open_storage
     from ltray.sweep.actor import start_actor
-    from ltray.sweep.experiment import open_experiment
     from ltray.sweep.load import parse_sweep
+    from ltray.sweep.opening import open_experiment
     from ltray.sweep.plan import build_plan
 
     sweep = parse_sweep({**SWEEP, "name": "actor", "storage": str(tmp_path)}, "actor.yaml")
     plan = build_plan(sweep)
-    actor = start_actor(open_experiment(sweep, plan, resume=False), sweep)
+    storage = open_storage(tmp_path / "actor")
+    open_experiment(plan, storage, resume=False)
+    actor = start_actor(storage.uri, sweep)
     try:
         ray.get(actor.status.remote())
         deadline = time.monotonic() + 30  # the resource view reaches the driver asynchronously
@@ -223,7 +230,7 @@ class NodeKiller(threading.Thread):
             rounds = list(range(TrajectoryState.load(state).next_round)) if state.exists() else []
             self.finished[trial_dir.name] = rounds
             for r in rounds:
-                p = self.exp / "masks" / trial_dir.name / f"round_{r:02d}.ltmask"
+                p = self.exp / layout.trajectory_mask(trial_dir.name, r)
                 self.snapshot[p] = (p.stat().st_ino, p.stat().st_mtime_ns)
 
 
@@ -235,13 +242,10 @@ def _alive(pid: int) -> bool:
 
 
 def test_removed_worker_loses_no_finished_round(cluster, tmp_path):
-    from ltray.sweep.experiment import experiment_dir
-    from ltray.sweep.load import parse_sweep
-
     rounds = 5
     workers = two_workers(cluster)
     overrides = {"rounds": rounds, "train": {"epochs": 2}, "data": {**SWEEP["data"], "max_train_samples": 600}}
-    exp = experiment_dir(parse_sweep({**SWEEP, **overrides, "name": "removal", "storage": str(tmp_path)}))
+    exp = tmp_path / "removal"
     killer = NodeKiller(cluster, exp, after_round=0)
     killer.start()
     run(tmp_path, "removal", **overrides)

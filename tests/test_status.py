@@ -1,17 +1,25 @@
-"""python -m ltray.status on a hand-made experiment folder: the counts it prints are exact."""
+"""python -m ltray.status on a hand-made experiment folder: the counts come from the trials' own
+files (not the rounds table), the state and ETA from the driver's lease, failures with their line."""
 
 import json
+import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from ltray.errors import ExperimentError
-from ltray.status import main, progress
+from ltray.experiment import layout
+from ltray.experiment.lease import Lease
+from ltray.experiment.progress import experiment_progress
+from ltray.experiment.storage import LocalStorage
+from ltray.status import main
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = "trial_id,kind,dataset,arch,technique,seed,round,sparsity,group,threshold\n"
 
 
 def trajectory(trial_id, arch, technique, rounds):
@@ -19,94 +27,142 @@ def trajectory(trial_id, arch, technique, rounds):
             "seed": 0, "rounds": rounds, "extra_field": "ignored"}
 
 
+def group(gid, n_followups):
+    return {"group": gid, "name": "g", "arch": "lenet", "seed": 0, "technique": "global", "source_round": 2,
+            "sources": ["mnist", "fashion"], "source_trials": {}, "thresholds": [1, 2], "targets": ["mnist"],
+            "n_followups": n_followups}
+
+
+def rows(trial_id, rounds, kind="bespoke"):
+    return {"trial_id": trial_id, "rounds": [{"trial_id": trial_id, "kind": kind, "round": r, "seconds": 1.0,
+                                              "mask_path": layout.trajectory_mask(trial_id, r)} for r in rounds]}
+
+
 @pytest.fixture()
 def experiment(tmp_path):
     root = tmp_path / "exp"
-    plan = {
-        "trajectories": [trajectory("A", "lenet", "global", 3),
-                         trajectory("B", "lenet", "global", 3),
-                         trajectory("C", "lenet", "layerwise", 3),
-                         trajectory("D", "vgg", "global", 2)],
-        "groups": [{"group": "g1", "sources": ["mnist", "fashion"], "source_round": 2,
-                    "thresholds": [1, 2], "n_followups": 3},
-                   {"group": "g2", "sources": ["mnist", "fashion"], "source_round": 2,
-                    "thresholds": [1, 2], "n_followups": 2}],
-        "n_followups_max": 9,
-    }
+    plan = {"trajectories": [trajectory("A", "lenet", "global", 3), trajectory("B", "lenet", "global", 3),
+                             trajectory("C", "lenet", "layerwise", 3), trajectory("D", "vgg", "global", 2)],
+            "groups": [group("g1", 3), group("g2", 2)], "n_followups_max": 9}
     root.mkdir()
+    (root / "experiment.json").write_text(json.dumps({"format": layout.FORMAT_VERSION}))
     (root / "plan.json").write_text(json.dumps(plan))
-    # A is done but its rows are not written yet; B has 2 rounds and runs; C failed after
-    # round 0; D has not started; F4 is a follow-up whose row exists; the last line is torn.
-    (root / "rounds.csv").write_text(
-        HEADER + "B,bespoke,mnist,lenet,global,0,0,0.0,,\nB,bespoke,mnist,lenet,global,0,1,0.2,,\n"
-        "B,bespoke,mnist,lenet,global,0,1,0.2,,\n"  # a duplicate row counts once
-        "C,bespoke,mnist,lenet,layerwise,0,0,0.0,,\n"
-        "F4,pret_a_porter,mnist,lenet,global,0,0,0.5,g1,2\nD,bespoke,mnist,vgg,global,0,1")
-    (root / "consensus.csv").write_text(
-        "group,threshold,leave_out\ng1,1,\ng1,2,\ng2,1,\ng2,2,mnist\n")  # g2's t2 is only LOO
+    (root / "rounds.csv").write_text("garbage, not a table\n\x00")  # status must not need it
+    # A is done; B has 2 rounds and was interrupted; C failed after round 0; D has not started;
+    # F1 is a finished follow-up, F2 an interrupted one, F3 a failed one
+    files = {"A": rows("A", [0, 1, 2]), "B": rows("B", [0, 1]), "C": rows("C", [0]),
+             "F1": rows("F1", [0], "pret_a_porter")}
     for trial_id, marker in [("A", "done.json"), ("B", None), ("C", "error.json"),
                              ("F1", "done.json"), ("F2", None), ("F3", "error.json")]:
         folder = root / "trials" / trial_id
         folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps(files.get(trial_id, {"trial_id": trial_id, "rounds": []})))
         if marker == "error.json":
-            message = f"CUDA out of memory in {trial_id}\nTraceback..."
-            (folder / marker).write_text(json.dumps({"message": message}))
+            (folder / marker).write_text(json.dumps({"error": f"CUDA out of memory in {trial_id}\nmore"}))
         elif marker:
             (folder / marker).write_text("{}")
+    for k in (1, 2):  # g1 complete (both thresholds), g2 only t1
+        (root / "consensus" / "g1").mkdir(parents=True, exist_ok=True)
+        (root / "consensus" / "g1" / f"t{k}.ltmask").write_bytes(b"x")
+    (root / "consensus" / "g2").mkdir()
+    (root / "consensus" / "g2" / "t1.ltmask").write_bytes(b"x")
     return root
 
 
-def test_counts(experiment):
-    p = progress(experiment)
-    rows = {(r.arch, r.technique):
-            (r.done, r.total, r.started, r.failed, r.rounds_done, r.rounds_total) for r in p.rows}
-    assert rows == {("lenet", "global"): (1, 2, 1, 0, 5, 6),
-                    ("lenet", "layerwise"): (0, 1, 0, 1, 1, 3),
-                    ("vgg", "global"): (0, 1, 0, 0, 0, 2)}
+def test_counts_come_from_the_trials_files(experiment):
+    p = experiment_progress(LocalStorage(experiment))
+    slices = {(s.arch, s.technique): (s.done, s.total, s.running, s.interrupted, s.failed, s.rounds_done,
+                                      s.rounds_total) for s in p.slices}
+    assert slices == {("lenet", "global"): (1, 2, 0, 1, 0, 5, 6),
+                      ("lenet", "layerwise"): (0, 1, 0, 0, 1, 1, 3),
+                      ("vgg", "global"): (0, 1, 0, 0, 0, 0, 2)}
     assert (p.groups_complete, p.groups_total) == (1, 2)
-    assert (p.followups_done, p.followups_started, p.followups_failed) == (2, 1, 1)
-    assert (p.followups_total, p.followups_pending) == (5, 1)
+    assert p.followups == {"done": 1, "running": 0, "interrupted": 1, "failed": 1, "total": 5, "pending": 2}
     assert p.failures == [("C", "CUDA out of memory in C"), ("F3", "CUDA out of memory in F3")]
+    assert p.state == "not started"
+    assert any("rounds.csv" in n for n in p.notes)  # the garbage table is said, not fatal
 
 
 def test_done_marker_wins_over_error(experiment):
     (experiment / "trials" / "C" / "done.json").write_text("{}")  # retried and finished
-    p = progress(experiment)
-    layerwise = next(r for r in p.rows if r.technique == "layerwise")
+    p = experiment_progress(LocalStorage(experiment))
+    layerwise = next(s for s in p.slices if s.technique == "layerwise")
     assert (layerwise.done, layerwise.failed, layerwise.rounds_done) == (1, 0, 3)
     assert [t for t, _ in p.failures] == ["F3"]
+
+
+def test_running_state_eta_and_running_trials_from_the_lease(experiment):
+    storage = LocalStorage(experiment)
+    lease = Lease(storage)
+    lease.acquire()
+    lease.info.progress = {"eta_s": 3725.0, "running": ["B", "F2"]}
+    lease.renew()
+    p = experiment_progress(storage)
+    assert p.state == "running" and p.eta_s == 3725.0
+    lenet = next(s for s in p.slices if s.technique == "global" and s.arch == "lenet")
+    assert (lenet.running, lenet.interrupted) == (1, 0)
+    assert (p.followups["running"], p.followups["interrupted"]) == (1, 0)
+    lease.release("interrupted")
+    assert experiment_progress(storage).state == "interrupted"
+
+
+def test_a_dead_driver_reads_as_interrupted(experiment):
+    doc = {"token": "x", "host": socket.gethostname(), "pid": 2**22 + 12345, "started": time.time(),
+           "heartbeat": time.time(), "state": "running"}  # that pid does not exist
+    (experiment / "driver.json").write_text(json.dumps(doc))
+    assert experiment_progress(LocalStorage(experiment)).state == "interrupted"
+    doc.update(host="another-host", pid=os.getpid(), heartbeat=time.time() - 3600)  # silent for an hour
+    (experiment / "driver.json").write_text(json.dumps(doc))
+    assert experiment_progress(LocalStorage(experiment)).state == "interrupted"
 
 
 def test_printed_table(experiment, capsys):
     assert main([str(experiment)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"experiment {experiment}"
-    assert out[1].split() == ["arch", "technique", "trajectories", "started", "failed", "rounds"]
-    assert out[2].split() == ["lenet", "global", "1/2", "1", "0", "5/6"]
-    assert out[5].split() == ["all", "1/4", "1", "1", "6/11"]
+    assert out[0] == f"experiment {experiment}: not started (no driver has run it)"
+    assert out[1].split() == ["arch", "technique", "trajectories", "running", "interrupted", "failed", "rounds"]
+    assert out[2].split() == ["lenet", "global", "1/2", "0", "1", "0", "5/6"]
+    assert out[5].split() == ["all", "1/4", "0", "1", "1", "6/11"]
     assert "consensus groups complete: 1/2" in out
-    assert "follow-ups: 2 done, 1 started, 1 failed, 1 pending (of 5)" in out
+    assert "follow-ups: 1 done, 0 running, 1 interrupted, 1 failed, 2 pending (of 5)" in out
     assert "failed trials: 2" in out and "  C: CUDA out of memory in C" in out
 
 
-def test_fresh_experiment_without_tables(tmp_path, capsys):
+def test_watch_refreshes_until_the_sweep_stops(experiment, capsys):
+    storage = LocalStorage(experiment)
+    lease = Lease(storage)
+    lease.acquire()
+    threading.Timer(2.5, lambda: lease.release("finished")).start()
+    start = time.monotonic()
+    assert main([str(experiment), "--watch", "1"]) == 0
+    out = capsys.readouterr().out
+    assert time.monotonic() - start >= 2.0
+    assert out.count("running (driver") >= 2 and out.rstrip().count("\n") > 10
+    assert f"experiment {experiment}: finished" in out
+
+
+def test_fresh_experiment_without_trials(tmp_path):
+    (tmp_path / "experiment.json").write_text(json.dumps({"format": layout.FORMAT_VERSION}))
     (tmp_path / "plan.json").write_text(json.dumps(
         {"trajectories": [trajectory("A", "lenet", "global", 20)], "n_followups_max": 4}))
-    p = progress(tmp_path)
-    assert (p.rows[0].rounds_done, p.rows[0].rounds_total) == (0, 20)
-    assert (p.groups_total, p.followups_total, p.followups_pending) == (0, 4, 4)
+    p = experiment_progress(LocalStorage(tmp_path))
+    assert (p.slices[0].rounds_done, p.slices[0].rounds_total) == (0, 20)
+    assert (p.groups_total, p.followups["total"], p.followups["pending"]) == (0, 4, 4)
 
 
 @pytest.mark.parametrize("setup, message", [
-    (lambda d: None, "not an ltray experiment folder (no plan.json)"),
+    (lambda d: None, "not an ltray experiment folder (no experiment.json)"),
+    (lambda d: (d / "experiment.json").write_text('{"format": 99}'), "folder format 99 was written by a newer ltray"),
     (lambda d: (d / "plan.json").write_text("{not json"), "plan.json: (top level): Invalid JSON"),
     (lambda d: (d / "plan.json").write_text('{"trajectories": [{"trial_id": "A"}]}'),
      "plan.json: trajectories.0.task: Field required"),
 ])
 def test_not_an_experiment(tmp_path, capsys, setup, message):
+    if "experiment.json" not in message:
+        (tmp_path / "experiment.json").write_text(json.dumps({"format": layout.FORMAT_VERSION}))
     setup(tmp_path)
     with pytest.raises(ExperimentError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        progress(tmp_path)
+        experiment_progress(LocalStorage(tmp_path))
     assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err

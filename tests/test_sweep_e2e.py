@@ -7,13 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ltray.consensus import random_ticket_like  # noqa: F401  (documents the baseline being checked)
+from ltray.experiment.schemas import CONSENSUS, ROUNDS, SIMILARITY
 from ltray.masks import count_kept, load_mask, sparsity
-from ltray.sweep.aggregator import CONSENSUS_COLUMNS, SIMILARITY_COLUMNS
 from ltray.sweep.plan import build_plan, group_followups
-from ltray.sweep.tables import ROUND_COLUMNS
-from tests.sweep_helpers import (rounds_table, source_masks, start_local_ray, tiny_sweep, tune_trial_dirs,
-                                 vote_consensus)
+from tests.sweep_helpers import (rounds_table, run_sweep_here, source_masks, start_local_ray, tiny_sweep,
+                                 tune_trial_dirs, vote_consensus)
 
 pytestmark = pytest.mark.ray
 
@@ -22,13 +20,11 @@ pytestmark = pytest.mark.ray
 def finished(tmp_path_factory):
     import ray
 
-    from ltray.sweep.run import run_sweep
-
     sweep = tiny_sweep(tmp_path_factory.mktemp("exp"))
     plan = build_plan(sweep)
     start_local_ray()
     try:
-        exp = run_sweep(plan, verbose=0)
+        exp = run_sweep_here(plan)
     finally:
         ray.shutdown()
     return exp, plan
@@ -68,9 +64,10 @@ def test_consensus_masks_equal_the_vote_of_their_sources(finished):
             want = vote_consensus(others, k)
             assert all(np.array_equal(got[n], want[n]) for n in want)
     table = pd.read_csv(exp / "consensus.csv")
-    assert list(table.columns) == CONSENSUS_COLUMNS
+    assert list(table.columns) == CONSENSUS.names
     assert len(table) == len(group.thresholds) + len(group.loo_thresholds) * len(group.sources)
     intersection = table[(table.threshold == len(group.sources)) & table.leave_out.isna()].iloc[0]
+    assert pd.read_parquet(exp / "consensus.parquet")["threshold"].dtype == "Int64"
     assert intersection.sparsity == pytest.approx(sparsity(load_mask(exp / intersection.mask_path)))
 
 
@@ -97,10 +94,11 @@ def test_every_followup_was_launched_exactly_once(finished):
 
 def test_tables_have_the_documented_columns(finished):
     exp, _ = finished
-    assert list(pd.read_csv(exp / "rounds.csv").columns) == ROUND_COLUMNS
-    assert list(pd.read_parquet(exp / "rounds.parquet").columns) == ROUND_COLUMNS
+    assert list(pd.read_csv(exp / "rounds.csv").columns) == ROUNDS.names
+    assert list(pd.read_parquet(exp / "rounds.parquet").columns) == ROUNDS.names
+    assert set(pd.read_csv(exp / "rounds.csv")["device"]) == {"cpu"}
     sim = pd.read_csv(exp / "similarity.csv")
-    assert list(sim.columns) == SIMILARITY_COLUMNS
+    assert list(sim.columns) == SIMILARITY.names
     assert (exp / "summary.txt").read_text().strip()
     for name in ("sweep.yaml", "provenance.json", "plan.json", "experiment.json"):
         assert (exp / name).exists()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import ltray.training.loop as loop_module
-import ltray.training.ticket as ticket_module
+import ltray.training.measure as ticket_module
 from ltray.config import DataConfig, PruneConfig, RotateView, TaskSpec, TicketConfig, TrainConfig, TrajectoryConfig
 from ltray.data import augment, clear_caches, resize
 from ltray.errors import ExperimentError, MaskFileError
@@ -19,7 +19,7 @@ from ltray.training import TrajectoryState, run_trajectory, train_ticket
 from ltray.training.loop import MaskApplier, MaskedSGD, train_round
 from ltray.training.setup import prepare, seeded_generator
 from ltray.training.ticket import fit_output_layer
-from ltray.training.trajectory import mask_filename
+from ltray.experiment.layout import round_mask_name as mask_filename
 
 TASK = TaskSpec(dataset="mnist_subset")
 SMALL = DataConfig(max_train_samples=200)  # crop and flip on: augmentation is part of what must replay
@@ -39,8 +39,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def trajectory(rounds=3, train=QUICK, data=SMALL, task=TASK, name="mnist_subset", seed=0, **prune) -> TrajectoryConfig:
-    return TrajectoryConfig(task_name=name, task=task, arch="lenet", seed=seed, rounds=rounds,
+def trajectory(rounds=3, train=QUICK, data=SMALL, task=TASK, name="mnist_subset", seed=0,
+               technique="global_unstructured", **prune) -> TrajectoryConfig:
+    return TrajectoryConfig(task_name=name, task=task, arch="lenet", seed=seed, rounds=rounds, technique=technique,
                             train=train, data=data, prune=PruneConfig(**prune))
 
 

@@ -45,31 +45,58 @@ _PREAMBLE_BYTES = len(MAGIC) + _LENGTH.size  # 12
 
 def save_mask(path: str | os.PathLike, mask: Mapping[str, object], meta: dict | None = None) -> None:
     """Write `mask` (layer order kept) and JSON-able `meta` to `path` in one atomic rename."""
-    arrays = as_mask(mask)
-    layout = Layout.of({name: array.shape for name, array in arrays.items()})
-    chunks = (np.packbits(array.ravel(order="C"), bitorder="little").tobytes() for array in arrays.values())
-    _write(path, layout, chunks, meta)
+    _write(path, *_mask_parts(mask), meta)
 
 
 def save_packed_mask(path: str | os.PathLike, mask: PackedMask, meta: dict | None = None) -> None:
     """Write a mask already in packed form (its bits are the payload as is): no unpacking."""
+    _write(path, mask.layout, [_checked_bits(mask, path)], meta)
+
+
+def mask_to_bytes(mask: Mapping[str, object] | PackedMask, meta: dict | None = None, source: str = "mask") -> bytes:
+    """The whole `.ltmask` file as bytes (for storage that is not a local path)."""
+    if isinstance(mask, PackedMask):
+        layout, chunks = mask.layout, [_checked_bits(mask, source)]
+    else:
+        layout, chunks = _mask_parts(mask)
+    digest = hashlib.sha256()
+    parts = []
+    for chunk in itertools.chain([_preamble(layout, meta, source)], chunks):
+        digest.update(chunk)
+        parts.append(chunk)
+    parts.append(digest.digest())
+    return b"".join(parts)
+
+
+def _mask_parts(mask: Mapping[str, object]):
+    arrays = as_mask(mask)
+    layout = Layout.of({name: array.shape for name, array in arrays.items()})
+    chunks = (np.packbits(array.ravel(order="C"), bitorder="little").tobytes() for array in arrays.values())
+    return layout, chunks
+
+
+def _checked_bits(mask: PackedMask, where) -> bytes:
     if mask.bits.dtype != np.uint8 or mask.bits.shape != (mask.layout.total_bytes,):
-        raise ValueError(f"packed mask for {path} must be uint8 [{mask.layout.total_bytes}], "
+        raise ValueError(f"packed mask for {where} must be uint8 [{mask.layout.total_bytes}], "
                          f"got {mask.bits.dtype} {mask.bits.shape}")
-    _write(path, mask.layout, [mask.bits.tobytes()], meta)
+    return mask.bits.tobytes()
 
 
-def _write(path, layout: Layout, payload_chunks, meta: dict | None) -> None:
+def _preamble(layout: Layout, meta: dict | None, where) -> bytes:
     tensors = [{"name": name, "shape": list(shape), "offset": offset, "nbytes": nbytes}
                for name, shape, offset, nbytes in zip(layout.names, layout.shapes, layout.offsets, layout.nbytes)]
     try:
         header = json.dumps({"tensors": tensors, "meta": dict(meta or {})}, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"mask meta for {path} is not plain JSON: {exc}") from exc
+        raise ValueError(f"mask meta for {where} is not plain JSON: {exc}") from exc
     header_bytes = header.encode("utf-8")
+    return MAGIC + _LENGTH.pack(len(header_bytes)) + header_bytes
+
+
+def _write(path, layout: Layout, payload_chunks, meta: dict | None) -> None:
     digest = hashlib.sha256()
     with atomic_writer(path, "wb") as f:  # one layer at a time: bounded memory
-        for chunk in itertools.chain([MAGIC + _LENGTH.pack(len(header_bytes)) + header_bytes], payload_chunks):
+        for chunk in itertools.chain([_preamble(layout, meta, path)], payload_chunks):
             digest.update(chunk)
             f.write(chunk)
         f.write(digest.digest())
@@ -88,18 +115,31 @@ def load_mask_with_meta(path: str | os.PathLike) -> tuple[Mask, dict]:
 
 def load_packed_mask(path: str | os.PathLike) -> tuple[PackedMask, dict]:
     """Read a mask file as packed bits (its payload, read-only, never unpacked) and its `meta`,
-    with every check load_mask makes."""
+    with every check load_mask makes. `path` may also be an s3:// or gs:// URI (needs pyarrow)."""
+    if "://" in str(path):
+        from ltray.experiment.storage import StorageError, open_storage
+
+        parent, _, name = str(path).rpartition("/")
+        try:
+            data = open_storage(parent).read_bytes(name)
+        except StorageError as exc:
+            raise MaskFileError(f"{path}: {'mask file not found' if exc.missing else exc}") from None
+        return mask_from_bytes(data, str(path))
     path = Path(path)
-    data = _read_bytes(path)
+    return mask_from_bytes(_read_bytes(path), str(path))
+
+
+def mask_from_bytes(data: bytes, source: str = "mask") -> tuple[PackedMask, dict]:
+    """Parse and verify a whole `.ltmask` file given as bytes; `source` names it in errors."""
     if len(data) < _PREAMBLE_BYTES + _DIGEST_BYTES:
-        raise MaskFileError(f"{path}: truncated mask file ({len(data)} bytes)")
-    _check_magic(path, data[: len(MAGIC)])
+        raise MaskFileError(f"{source}: truncated mask file ({len(data)} bytes)")
+    _check_magic(source, data[: len(MAGIC)])
     body, stored = memoryview(data)[:-_DIGEST_BYTES], data[-_DIGEST_BYTES:]
     if hashlib.sha256(body).digest() != stored:
-        raise MaskFileError(f"{path}: checksum mismatch (file is corrupt or truncated)")
-    header, payload_start = _parse_header(path, data[len(MAGIC) : _PREAMBLE_BYTES], body)
+        raise MaskFileError(f"{source}: checksum mismatch (file is corrupt or truncated)")
+    header, payload_start = _parse_header(source, data[len(MAGIC) : _PREAMBLE_BYTES], body)
     payload = np.frombuffer(body, dtype=np.uint8, offset=payload_start)
-    _check_payload_size(path, header, payload.size)
+    _check_payload_size(source, header, payload.size)
     layout = Layout.of({entry["name"]: tuple(entry["shape"]) for entry in header["tensors"]})
     return PackedMask(layout, payload), header["meta"]
 

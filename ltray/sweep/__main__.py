@@ -1,4 +1,9 @@
-"""`python -m ltray.sweep SWEEP.yaml [--resume] [--dry-run] [--address ADDR] [--storage PATH] [--name NAME]`."""
+"""`python -m ltray.sweep SWEEP.yaml [--resume] [--dry-run] [--storage LOCATION] [--name NAME] ...`.
+
+Exit status: 0 done; 1 trials failed after their retries, or damaged files need a --resume;
+2 a user error (bad sweep file, unusable storage, a busy experiment), with one line;
+130 / 143 interrupted by Ctrl-C / SIGTERM (continue with --resume).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,30 @@ import os
 import sys
 
 from ltray.errors import ConfigError, LtrayError
+from ltray.experiment.storage import StorageError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m ltray.sweep", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m ltray.sweep", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", help="sweep file (YAML)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--take-over", action="store_true",
+                   help="with --resume: take the experiment over from a driver that is dead but whose lease "
+                        "has not expired yet")
     p.add_argument("--dry-run", action="store_true", help="validate and print the plan; do not start Ray")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a private local Ray)")
-    p.add_argument("--storage", help="parent folder of the experiment folder (overrides the sweep file)")
+    p.add_argument("--storage", help="where experiment folders go: a path or an s3:// / gs:// URI (overrides "
+                                     "$LTRAY_STORAGE and the sweep file)")
     p.add_argument("--name", help="experiment name (overrides the sweep file)")
     p.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
     p.add_argument("--num-gpus", type=int, help="GPUs of a local Ray (default: detected)")
     p.add_argument("--dashboard", action="store_true", help="start the Ray dashboard with a local Ray")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-trial progress table")
+    p.add_argument("--progress-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds between progress lines (default: 30)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the end")
+    p.add_argument("-v", "--verbose", action="store_true", help="Ray Tune's own status tables instead of "
+                                                                "ltray's progress lines")
     return p.parse_args(argv)
 
 
@@ -49,52 +64,83 @@ def check_local_resources(sweep, source: str, address: str | None, num_cpus: int
                                   "lower it, or run on a cluster with --address")
 
 
-def failed_trials(exp) -> list[str]:
-    """Trials whose last attempt failed (an error marker and no completion marker)."""
-    return sorted(p.parent.name for p in exp.glob("trials/*/error.json") if not (p.parent / "done.json").exists())
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
+    storage = None
     try:
+        from ltray.experiment.storage import open_storage
+        from ltray.sweep.dry_run import format_plan
         from ltray.sweep.load import load_sweep
+        from ltray.sweep.location import experiment_location
         from ltray.sweep.plan import build_plan
-        from ltray.sweep.report import format_plan
 
-        sweep = load_sweep(args.sweep, {"storage": args.storage, "name": args.name})
+        sweep = load_sweep(args.sweep, {"name": args.name})
+        location = experiment_location(sweep.name, sweep.storage, args.storage)
+        sweep = sweep.model_copy(update={"storage": location.storage})
         plan = build_plan(sweep)
         if args.dry_run:
-            print(format_plan(plan))
+            print(format_plan(plan, location.experiment))
             return 0
+        if args.take_over and not args.resume:
+            raise ConfigError("--take-over: only with --resume (a fresh run has no driver to take over from)")
         check_local_resources(sweep, args.sweep, args.address, args.num_cpus, args.num_gpus)
+        from ltray.sweep.opening import open_experiment
+        from ltray.sweep.progress import Reporter
         from ltray.sweep.run import run_sweep
-        from ltray.sweep.summary import write_summary
 
-        exp = run_sweep(plan, resume=args.resume, address=args.address, num_cpus=args.num_cpus,
-                        num_gpus=args.num_gpus, dashboard=args.dashboard, verbose=0 if args.quiet else 1)
-        print(f"\nexperiment folder: {exp}")
-        print(write_summary(exp))
-        failed = failed_trials(exp)
-        if failed:
-            print(f"error: {len(failed)} trial(s) failed after their retries ({', '.join(failed[:5])}"
-                  f"{', ...' if len(failed) > 5 else ''}); see {exp}/trials/<trial_id>/error.json, fix the cause "
-                  "and continue with --resume", file=sys.stderr)
-            return 1
-        return 0
+        storage = open_storage(location.experiment)
+        notes = open_experiment(plan, storage, args.resume)
+        reporter = None if args.verbose else Reporter(plan, storage, location, interval_s=args.progress_interval,
+                                                      quiet=args.quiet)
+        if reporter is not None:
+            reporter.notes(notes)
+        else:
+            print(f"experiment folder: {storage.uri} (storage from {location.source})", flush=True)
+            for note in notes:
+                print(f"note: {note}", flush=True)
+        result = run_sweep(plan, storage, resume=args.resume, take_over=args.take_over, address=args.address,
+                           num_cpus=args.num_cpus, num_gpus=args.num_gpus, dashboard=args.dashboard,
+                           verbose=1 if args.verbose else 0, reporter=reporter)
+        return finish(storage, result)
+    except KeyboardInterrupt as e:
+        from ltray.sweep.run import Terminated
+
+        where = f" {storage.uri}" if storage is not None else ""
+        print(f"\ninterrupted; the experiment folder{where} is whole: continue with --resume", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    except StorageError as e:  # storage full or unwritable: every file on it is still whole
+        print(f"error: {e}; the experiment folder stays readable: fix the storage (space, permissions, "
+              "credentials), then continue with --resume", file=sys.stderr)
+        return 2
     except LtrayError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except OSError as e:  # storage full or unwritable mid-run: every file on disk is still whole
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}; the experiment folder stays readable: free space or fix "
-              "permissions, then continue with --resume", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; continue with --resume", file=sys.stderr)
-        return 130
+
+
+def finish(storage, result) -> int:
+    """Print the summary and the report path; the exit status says what is left to do."""
+    from ltray.experiment.records import TrialRecord, scan_trials
+    from ltray.experiment import layout
+    from ltray.sweep.summary import write_summary
+
+    print(write_summary(storage))
+    print(f"\nexperiment folder: {storage.uri}  (report: python -m analysis {storage.uri})")
+    failed = sorted(t for t, names in scan_trials(storage).items()
+                    if layout.TRIAL_ERROR in names and layout.TRIAL_DONE not in names)
+    status = 0
+    for problem in result.problems:
+        print(f"error: {problem}", file=sys.stderr)
+        status = 1
+    if failed:
+        first = TrialRecord(storage, failed[0]).error() or ""
+        print(f"error: {len(failed)} trial(s) failed after their retries ({', '.join(failed[:5])}"
+              f"{', ...' if len(failed) > 5 else ''}); {failed[0]}: {first}; fix the cause and continue with "
+              "--resume (python -m ltray.status shows every failure)", file=sys.stderr)
+        status = 1
+    return status
 
 
 if __name__ == "__main__":

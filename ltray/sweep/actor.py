@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import ray
 
+from ltray.experiment.ids import digest
+from ltray.experiment.storage import open_storage
 from ltray.sweep import metrics
 from ltray.sweep.aggregator import ConsensusAggregator
 from ltray.sweep.plan import build_plan
@@ -18,9 +17,10 @@ HEAD_RESOURCE = "ltray_head"  # custom resource of the head node in cluster.yaml
 
 
 class ConsensusActor:
-    def __init__(self, exp_dir: str, sweep: dict, flush_interval_s: float = 10.0):
+    def __init__(self, exp_uri: str, sweep: dict, flush_interval_s: float = 10.0):
         plan = build_plan(SweepConfig.model_validate(sweep))
-        self.agg = ConsensusAggregator(exp_dir, plan)
+        self.agg = ConsensusAggregator(open_storage(exp_uri), plan)
+        self.experiment = plan.sweep.name
         self.flush_interval_s = flush_interval_s
         self._publish()
 
@@ -29,7 +29,7 @@ class ConsensusActor:
         completed = self.agg.add_mask(trial_id, round_, mask_path)
         if len(self.agg.paths) > before:
             labels = self.agg.labels[trial_id]
-            metrics.record_mask(labels["arch"], labels["technique"])
+            metrics.record_mask(self.experiment, labels["arch"], labels["technique"])
         if completed:
             self._publish()
         self.agg.maybe_flush(self.flush_interval_s)  # throttled by the size of the table too
@@ -42,6 +42,7 @@ class ConsensusActor:
         return self.agg.ready_followups()
 
     def status(self) -> dict:
+        self._publish()  # gauges expire when not set for ~20 s: the driver polls status often
         return self.agg.status()
 
     def flush(self) -> None:
@@ -52,21 +53,21 @@ class ConsensusActor:
 
     def _publish(self) -> None:
         s = self.agg.status()
-        metrics.record_consensus(s["groups_complete"], s["consensus_sparsity"])
+        metrics.record_consensus(self.experiment, s["groups_complete"], s["consensus_sparsity"])
 
 
-def actor_name(exp_dir: Path) -> str:
-    digest = hashlib.sha256(str(Path(exp_dir).resolve()).encode()).hexdigest()[:10]
-    return f"consensus-{Path(exp_dir).name}-{digest}"
+def actor_name(exp_uri: str) -> str:
+    """One actor per experiment folder, whatever its name: the name carries a digest of its location."""
+    return f"consensus-{exp_uri.rstrip('/').rsplit('/', 1)[-1]}-{digest(exp_uri)}"
 
 
-def start_actor(exp_dir: Path, sweep: SweepConfig):
+def start_actor(exp_uri: str, sweep: SweepConfig):
     """Get or create the experiment's actor (a restarted driver finds the same one by name)."""
     remote = ray.remote(ConsensusActor).options(
-        name=actor_name(exp_dir), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        name=actor_name(exp_uri), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
         max_restarts=-1, max_task_retries=-1, num_cpus=0, resources=actor_resources(),
     )
-    return remote.remote(str(exp_dir), sweep.model_dump(mode="json"))
+    return remote.remote(exp_uri, sweep.model_dump(mode="json"))
 
 
 def actor_resources() -> dict[str, float]:
@@ -79,5 +80,5 @@ def actor_resources() -> dict[str, float]:
     return {HEAD_RESOURCE: 0.001} if HEAD_RESOURCE in ray.cluster_resources() else {}
 
 
-def get_actor(exp_dir: Path):
-    return ray.get_actor(actor_name(exp_dir), namespace=NAMESPACE)
+def get_actor(exp_uri: str):
+    return ray.get_actor(actor_name(exp_uri), namespace=NAMESPACE)

@@ -1,18 +1,21 @@
 """Expand a sweep into trials, purely: the grid's bespoke trajectories, the consensus group
 instances, and (once a group is complete) its follow-up trials. No Ray, no I/O.
 
-Trial ids are stable (kind, names and a hash of every result-affecting setting), so a resumed
-sweep recognises its own trials and never launches a finished one again.
+Trial ids are stable (kind, names and a hash of the non-default result-affecting settings, see
+ltray.experiment.ids), so a resumed sweep recognises its own trials and never launches a finished
+one again.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ltray.config import PruneConfig, TicketConfig, TrajectoryConfig, config_hash
+from ltray.config import TicketConfig, TrajectoryConfig
 from ltray.consensus import closest_round
+from ltray.experiment import layout
+from ltray.experiment.ids import GroupId, bespoke_trial_id, ticket_trial_id
+from ltray.experiment.plan_file import PlanFile, PlannedGroup, PlannedTrajectory
 from ltray.sweep.spec import ConsensusGroup, Resources, SweepConfig
 
 KINDS = ("bespoke", "pret_a_porter", "random", "transfer")
@@ -70,14 +73,14 @@ class GroupInstance:
     output_rule: str
     source_rounds_total: int = 0  # rounds of each source trajectory
 
-    def consensus_path(self, k: int, variant: str = "") -> str:
-        return f"consensus/{self.group_id}/t{k}{variant}.ltmask"
+    def consensus_path(self, k: int) -> str:
+        return layout.consensus_mask(self.group_id, k)
 
     def loo_path(self, k: int, task: str) -> str:
-        return self.consensus_path(k, f"-loo-{task}")
+        return layout.leave_one_out_mask(self.group_id, k, task)
 
     def random_path(self, k: int) -> str:
-        return self.consensus_path(k, "-random")
+        return layout.random_mask(self.group_id, k)
 
     def max_followups(self) -> int:
         per_k = len(self.targets) * (1 + self.random_baseline)
@@ -88,6 +91,8 @@ class GroupInstance:
 
 @dataclass
 class Plan:
+    """A sweep expanded: its bespoke trajectories and its consensus group instances."""
+
     sweep: SweepConfig
     trajectories: list[TrialSpec]
     groups: list[GroupInstance]
@@ -99,21 +104,18 @@ class Plan:
     def max_followups(self) -> int:
         return sum(g.max_followups() for g in self.groups)
 
-    def to_json(self) -> str:
-        doc = {
-            "trajectories": [
-                {"trial_id": t.trial_id, "task": t.labels["dataset"], "arch": t.labels["arch"],
-                 "technique": t.labels["technique"], "seed": t.labels["seed"], "rounds": t.config.rounds}
-                for t in self.trajectories
-            ],
-            "groups": [
-                {"group": g.group_id, **{k: v for k, v in asdict(g).items() if k != "sources"},
-                 "sources": list(g.sources), "source_trials": g.sources, "n_followups": g.max_followups()}
-                for g in self.groups
-            ],
-            "n_followups_max": self.max_followups(),
-        }
-        return json.dumps(doc, indent=1)
+    def to_file(self) -> PlanFile:
+        """The plan as plan.json records it."""
+        return PlanFile(
+            trajectories=[PlannedTrajectory(trial_id=t.trial_id, task=t.labels["dataset"], arch=t.labels["arch"],
+                                            technique=t.labels["technique"], seed=t.labels["seed"],
+                                            rounds=t.config.rounds) for t in self.trajectories],
+            groups=[PlannedGroup(group=g.group_id, **{k: v for k, v in asdict(g).items() if k not in
+                                                        ("group_id", "sources")},
+                                 sources=list(g.sources), source_trials=g.sources, n_followups=g.max_followups())
+                    for g in self.groups],
+            n_followups_max=self.max_followups(),
+        )
 
 
 def build_plan(sweep: SweepConfig) -> Plan:
@@ -144,12 +146,11 @@ def _sources_first(trajectories: list[TrialSpec], groups: list[GroupInstance]) -
 
 def bespoke_trial(sweep: SweepConfig, task: str, arch: str, technique: str, seed: int) -> TrialSpec:
     cfg = TrajectoryConfig(
-        task_name=task, task=sweep.task(task), arch=arch, seed=seed, rounds=sweep.rounds,
-        prune=PruneConfig(technique=technique, **sweep.prune.model_dump()),
-        train=sweep.train, data=sweep.data_for(arch),
+        task_name=task, task=sweep.task(task), arch=arch, seed=seed, rounds=sweep.rounds, technique=technique,
+        prune=sweep.prune, train=sweep.train, data=sweep.data_for(arch),
     )
     labels = {"dataset": task, "arch": arch, "technique": technique, "seed": seed}
-    return TrialSpec(f"bespoke-{task}-{arch}-{technique}-s{seed}-{cfg.key()[:8]}", "bespoke", cfg, labels,
+    return TrialSpec(bespoke_trial_id(task, arch, technique, seed, cfg), "bespoke", cfg, labels,
                      sweep.resources_for(arch))
 
 
@@ -157,7 +158,7 @@ def group_instance(sweep: SweepConfig, g: ConsensusGroup, arch: str, seed: int, 
     n = len(g.sources)
     resolve = lambda k, m: m if k == "all" else k  # noqa: E731
     return GroupInstance(
-        group_id=f"{g.name}-{arch}-s{seed}-{g.technique}-r{r}",
+        group_id=str(GroupId(g.name, arch, seed, g.technique, r)),
         name=g.name, arch=arch, seed=seed, technique=g.technique, source_round=r,
         sources={s: index[(s, arch, g.technique, seed)] for s in g.sources},
         thresholds=tuple(dict.fromkeys(resolve(k, n) for k in g.thresholds)),
@@ -173,15 +174,15 @@ def ticket_trial(sweep: SweepConfig, group: GroupInstance, kind: str, target: st
         task_name=target, task=sweep.task(target), arch=group.arch, seed=group.seed, train=sweep.train,
         data=sweep.data_for(group.arch), mask_path=Path(mask_path), output_rule=group.output_rule,
     )
-    parts = [kind, group.group_id, f"t{k}"] + ([f"{source}-r{source_round}"] if kind == "transfer" else [])
-    parts += (["loo"] if loo else []) + [target, config_hash(cfg, 8)]
+    trial_id = ticket_trial_id(kind, group.group_id, k, target, cfg, source=source, source_round=source_round,
+                               leave_one_out=loo)
     labels = {
         "dataset": target, "arch": group.arch, "technique": group.technique, "seed": group.seed,
         "group": group.group_id, "threshold": k, "source": source,
         "source_round": group.source_round if source_round is None else source_round,
         "held_out": target not in group.sources, "leave_one_out": loo,
     }
-    return TrialSpec("-".join(parts), kind, cfg, labels, sweep.resources_for(group.arch))
+    return TrialSpec(trial_id, kind, cfg, labels, sweep.resources_for(group.arch))
 
 
 def group_followups(sweep: SweepConfig, group: GroupInstance, consensus_sparsity: dict[int, float],
@@ -207,7 +208,7 @@ def group_followups(sweep: SweepConfig, group: GroupInstance, consensus_sparsity
                 if not rounds or (max(rounds.values()) < target_s and not finished):
                     continue
                 r = closest_round(rounds, target_s)
-                path = f"masks/{tid}/round_{r:02d}.ltmask"
+                path = layout.trajectory_mask(tid, r)
                 for t in group.targets:
                     out.append(ticket_trial(sweep, group, "transfer", t, path, k, source=source, source_round=r))
     for k in group.loo_thresholds:

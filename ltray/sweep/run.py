@@ -1,66 +1,124 @@
-"""The driver: validate, open the experiment folder, start (or join) Ray, create the consensus
-actor, resynchronise from the files on disk, and run one Tune experiment to completion."""
+"""The driver: hold the experiment's lease, start (or join) Ray, create the consensus actor,
+resynchronise from the trial files, and run one Tune experiment to completion. Whatever ends the
+run (done, failed, interrupted), the consensus actor is killed (its journal keeps its state),
+the lease records how it ended, and a Ray this process started is shut down."""
 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
-from pathlib import Path
+import threading
+from dataclasses import dataclass, field
 
 import ray
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 
 from ltray.errors import ExperimentError
+from ltray.experiment import layout
+from ltray.experiment.folder import record_devices
+from ltray.experiment.lease import FAILED, FINISHED, INTERRUPTED, Lease
+from ltray.experiment.records import all_rows, scan_trials
+from ltray.experiment.storage import ObjectStorage, Storage
+from ltray.experiment.tables import RoundsTable
 from ltray.sweep.actor import NAMESPACE, start_actor
 from ltray.sweep.callback import ResultsCallback
-from ltray.sweep.experiment import all_results, open_experiment
 from ltray.sweep.plan import Plan
 from ltray.sweep.searcher import SweepSearcher
 from ltray.sweep.summary import write_summary
-from ltray.sweep.tables import RoundsTable
 from ltray.sweep.trainable import run_trial
 
 
-def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None, num_cpus: int | None = None,
-              num_gpus: int | None = None, dashboard: bool = False, verbose: int = 1) -> Path:
-    """Run (or resume) the whole experiment; return its folder."""
-    sweep = plan.sweep
-    exp = open_experiment(sweep, plan, resume)
-    started_ray = _connect(address, num_cpus, num_gpus, dashboard)
-    actor = None
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: trials stop, the folder stays resumable."""
+
+
+@dataclass
+class RunResult:
+    problems: list[str] = field(default_factory=list)  # the consensus actor's damaged masks and records
+
+
+def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: bool = False,
+              address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
+              dashboard: bool = False, verbose: int = 1, reporter=None) -> RunResult:
+    """Run (or resume) the whole experiment in the opened folder `storage`."""
+    lease = Lease(storage)
+    lease.acquire(take_over=take_over)
+    if reporter is not None:
+        reporter.lease = lease
+    main_thread = threading.main_thread().ident
+    lease.start_heartbeat(on_lost=lambda: signal.pthread_kill(main_thread, signal.SIGINT))
+    state, actor, started_ray = FAILED, None, False
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        actor = start_actor(exp, sweep)
-        table = RoundsTable(exp)
-        _resync(exp, actor, table)
-        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(sweep.max_concurrent))
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        searcher = SweepSearcher(exp, [t.to_tune() for t in plan.trajectories],
-                                 {"exp_dir": str(exp), "data_root": str(Path(sweep.data_root).expanduser().resolve()),
-                                  "download": sweep.download})
-        trainable = tune.with_resources(run_trial, _resources)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
-                                        num_samples=-1, reuse_actors=True, trial_name_creator=trial_name,
-                                        trial_dirname_creator=trial_name),
-            run_config=tune.RunConfig(
-                name=_run_name(exp), storage_path=str(exp / "tune"),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                callbacks=[ResultsCallback(exp, table)], verbose=verbose,
-            ),
-        )
-        tuner.fit()
+        started_ray = _connect(address, num_cpus, num_gpus, dashboard)
+        lease.info.ray_address = ray.get_runtime_context().gcs_address or ""
+        actor = start_actor(storage.uri, plan.sweep)
+        table = RoundsTable(storage)
+        done = _resync(storage, actor, table)
+        if reporter is not None:
+            reporter.start(done)
+        _fit(plan, storage, actor, table, done, verbose, reporter)
+        status = ray.get(actor.status.remote())
         ray.get(actor.flush.remote())
         table.flush(force=True)
-        write_summary(exp)
-        ray.kill(actor)  # detached: it would otherwise outlive the sweep
-        actor = None
+        record_devices(storage, _devices(table))
+        write_summary(storage)
+        state = FINISHED
+        return RunResult(problems=status["problems"])
+    except KeyboardInterrupt:
+        state = INTERRUPTED
+        raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        if reporter is not None:
+            reporter.close()
+        if actor is not None:
+            _kill(actor)
+        lease.release(state)
         if started_ray:
             ray.shutdown()
-    return exp
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str], verbose: int, reporter) -> None:
+    sweep = plan.sweep
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(sweep.max_concurrent)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C is ltray's: one line, exit 130
+    base = {"exp_uri": storage.uri, "experiment": sweep.name, "download": sweep.download,
+            "data_root": str(sweep.data_root.expanduser().resolve())}
+    searcher = SweepSearcher(storage.uri, [t.to_tune() for t in plan.trajectories], base, done)
+    on_event = None
+    if reporter is not None:
+        reporter.attach(searcher)
+        on_event = reporter.event
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy engine at verbose 0 prints nothing
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, _resources),
+        tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
+                                    num_samples=-1, reuse_actors=True, trial_name_creator=trial_name,
+                                    trial_dirname_creator=trial_name),
+        run_config=tune.RunConfig(
+            name=_run_name(storage), **_tune_storage(storage),
+            failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+            callbacks=[ResultsCallback(storage, storage.uri, table, on_event=on_event)],
+            verbose=verbose,
+        ),
+    )
+    tuner.fit()
+
+
+def _tune_storage(storage: Storage) -> dict:
+    """Tune's own files go to <experiment>/tune on the same storage (a bucket included)."""
+    if isinstance(storage, ObjectStorage):
+        fs, base = storage.tune_filesystem()
+        return {"storage_path": f"{base}/{layout.TUNE}", "storage_filesystem": fs}
+    return {"storage_path": str(storage.local_path(layout.TUNE))}
 
 
 def trial_name(trial) -> str:
@@ -76,19 +134,37 @@ def _resources(config: dict):
     return tune.PlacementGroupFactory([bundle])
 
 
-def _resync(exp: Path, actor, table: RoundsTable) -> None:
-    """Rebuild the tables and re-send every mask from the trials' own files (idempotent)."""
-    rows = all_results(exp)
+def _resync(storage: Storage, actor, table: RoundsTable) -> set[str]:
+    """Rebuild the tables and re-send every mask from the trials' own files (idempotent);
+    return the finished trials."""
+    trials = scan_trials(storage)
+    rows, _ = all_rows(storage, trials)  # damaged results were repaired (or reported) when opening
     for row in rows:
         table.add(row)
     table.flush(force=True)
     masks = [(r["trial_id"], int(r["round"]), r["mask_path"]) for r in rows if r["kind"] == "bespoke"]
     ray.get(actor.add_masks.remote(masks))
+    return {t for t, names in trials.items() if layout.TRIAL_DONE in names}
 
 
-def _run_name(exp: Path) -> str:
-    runs = sorted((exp / "tune").glob("run-*")) if (exp / "tune").exists() else []
-    return f"run-{len(runs) + 1:03d}"
+def _devices(table: RoundsTable) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in table.rows.values():
+        device = row.get("device") or "unknown"
+        counts[device] = counts.get(device, 0) + 1
+    return counts
+
+
+def _run_name(storage: Storage) -> str:
+    runs = [n for n in storage.list_dir(layout.TUNE) if n.startswith("run-")]
+    return layout.tune_run(len(runs) + 1).rsplit("/", 1)[-1]
+
+
+def _kill(actor) -> None:
+    try:
+        ray.kill(actor)  # detached: it would otherwise outlive the sweep
+    except Exception:  # noqa: BLE001 - already gone, or Ray is shutting down
+        pass
 
 
 def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> bool:
@@ -102,10 +178,9 @@ def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> bool:
         return False
     address = address or os.environ.get("RAY_ADDRESS") or _cluster_on_this_machine()
     if address and address != "local":
-        try:
-            ray.init(address=address, namespace=NAMESPACE)
-        except ConnectionError as e:
-            raise ExperimentError(f"cannot reach the Ray cluster at {address}: {e}") from None
+        from ltray.sweep.connect import join_cluster
+
+        join_cluster(address, NAMESPACE)
         return True
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     _loopback_only()

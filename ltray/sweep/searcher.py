@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from pathlib import Path
 
 import ray
 from ray.tune.search import Searcher
 
 from ltray.sweep import metrics
 from ltray.sweep.actor import get_actor
-from ltray.sweep.experiment import finished_trials
 
 
 class SweepSearcher(Searcher):
-    def __init__(self, exp_dir: Path, trajectories: list[dict], base: dict, poll_interval_s: float = 1.0):
+    def __init__(self, exp_uri: str, trajectories: list[dict], base: dict, done: set[str],
+                 poll_interval_s: float = 1.0):
         super().__init__(metric=None, mode=None)
-        self.exp_dir = Path(exp_dir)
-        self.base = dict(base)  # exp_dir, data_root, download: added to every trial's config
-        done = finished_trials(self.exp_dir)
+        self.exp_uri = exp_uri
+        self.experiment = base["experiment"]
+        self.base = dict(base)  # exp_uri, experiment, data_root, download: added to every trial's config
         self.grid = deque(t for t in trajectories if t["trial_id"] not in done)
         self.grid_open = {t["trial_id"] for t in self.grid}  # not yet terminated
         self.followups: deque[dict] = deque()
@@ -51,7 +50,7 @@ class SweepSearcher(Searcher):
             cfg = queue.popleft()
             self.live[trial_id] = cfg["trial_id"]
             self.emitted.add(cfg["trial_id"])
-            self._publish()
+            self.publish()
             return {**cfg, **self.base}
         if not self.grid_open and self._seen_epoch == self._epoch and self._ref is None:
             return Searcher.FINISHED  # the actor has seen every mask the grid will ever send
@@ -65,7 +64,7 @@ class SweepSearcher(Searcher):
             self._epoch += 1
         elif tid is not None and not error:
             self.followups_done += 1
-        self._publish()
+        self.publish()
 
     def _collect(self) -> None:
         """Pick up the actor's reply to the last poll, if it has arrived (never blocks)."""
@@ -87,14 +86,14 @@ class SweepSearcher(Searcher):
         due = time.monotonic() - self._last_poll >= self.poll_interval_s
         if due or self._seen_epoch != self._epoch:
             if self._actor is None:
-                self._actor = get_actor(self.exp_dir)
+                self._actor = get_actor(self.exp_uri)
             self._ref = self._actor.ready_followups.remote()
             self._ref_epoch = self._epoch
             self._last_poll = time.monotonic()
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
         running = sum(1 for t in self.live.values() if t not in self.grid_open)
-        metrics.record_followups(len(self.followups), running, self.followups_done)
+        metrics.record_followups(self.experiment, len(self.followups), running, self.followups_done)
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: finished trials on disk and the actor's journal are the state."""

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ltray.config import DataConfig, Frozen, TaskSpec, TrainConfig
+from ltray.config import DataConfig, Frozen, PruneConfig, TaskSpec, TrainConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -45,14 +45,6 @@ class Grid(Frozen):
         if any(s < 0 for s in v):
             raise ValueError("seeds must be >= 0")
         return v
-
-
-class PruneSettings(Frozen):
-    """Pruning settings shared by every technique of the grid."""
-
-    fraction: float = Field(0.2, gt=0, lt=1)  # of what still survives, per round
-    dim: int = Field(1, ge=0)  # structured techniques: 1 = input channels / features
-    prune_output: bool = True
 
 
 class Resources(Frozen):
@@ -125,14 +117,16 @@ class SweepConfig(Frozen):
     """A whole experiment: the grid of trajectories and the consensus groups built from them."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    storage: Path = Path("experiments")  # the experiment folder is <storage>/<name>
+    # the experiment folder is <storage>/<name>: a path (relative ones are resolved by the driver)
+    # or an s3:// / gs:// / file:// URI; --storage and $LTRAY_STORAGE take precedence
+    storage: str = "experiments"
     data_root: Path = Path("data")  # where torchvision datasets live (or are downloaded to)
     download: bool = False  # fetch missing torchvision datasets into data_root
     tasks: dict[str, TaskSpec] = {}  # named task views; a dataset name is a task by itself
     grid: Grid
     rounds: int = Field(ge=1)  # trained rounds per trajectory, including the dense round 0
     train: TrainConfig = TrainConfig()
-    prune: PruneSettings = PruneSettings()
+    prune: PruneConfig = PruneConfig()
     data: DataConfig = DataConfig()
     # input side per architecture (pixels), overriding data.image_size and the architecture's default
     # (torchvision models: 224), e.g. {alexnet: 64, resnet18: 32} for quick runs

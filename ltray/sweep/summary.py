@@ -1,14 +1,16 @@
-"""The closing summary: pret-a-porter vs bespoke vs random tickets per target task, from rounds.csv."""
+"""The closing summary: pret-a-porter vs bespoke vs random tickets per target task, from the
+rounds table."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
-from ltray.fileio import atomic_write_text
-
-FOLLOWUP_KINDS = ("pret_a_porter", "transfer", "random")
+from ltray.experiment import layout
+from ltray.experiment.ids import GroupId
+from ltray.experiment.schemas import ROUNDS
+from ltray.experiment.storage import Storage
+from ltray.experiment.tables import read_table
+from ltray.experiment.tickets import FOLLOWUP_KINDS, TICKET_KINDS, ticket_kind
 
 
 def summary_table(rounds: pd.DataFrame) -> pd.DataFrame:
@@ -21,39 +23,30 @@ def summary_table(rounds: pd.DataFrame) -> pd.DataFrame:
     f = rounds[rounds["kind"].isin(FOLLOWUP_KINDS)].copy()
     if f.empty:
         return pd.DataFrame()
-    f["name"] = f["group"].map(_group_name)
-    f["leave_one_out"] = f["leave_one_out"].astype(str).str.lower().eq("true")
-    f["held_out"] = f["held_out"].astype(str).str.lower().eq("true")
-    f["column"] = f["kind"]
-    f.loc[f["leave_one_out"], "column"] = "loo"
-    transfer = f["kind"].eq("transfer")
-    f.loc[transfer & f["source"].eq(f["dataset"]), "column"] = "bespoke_own"
-    f.loc[transfer & ~f["source"].eq(f["dataset"]), "column"] = "bespoke_other"
+    f["name"] = [GroupId.parse(g).name for g in f["group"]]
+    f["leave_one_out"] = f["leave_one_out"].fillna(False).astype(bool)
+    f["held_out"] = f["held_out"].fillna(False).astype(bool)
+    f["column"] = [ticket_kind(k, s, d, loo) for k, s, d, loo in zip(f["kind"], f["source"], f["dataset"],
+                                                                      f["leave_one_out"])]
     keys = ["arch", "name", "threshold", "dataset", "held_out"]
     acc = f.pivot_table(index=keys, columns="column", values="test_acc", aggfunc="mean")
-    spars = f[f["kind"].eq("pret_a_porter") & ~f["leave_one_out"]].groupby(keys)["sparsity"].mean()
+    spars = f[f["column"].eq("pret_a_porter")].groupby(keys)["sparsity"].mean()
     table = acc.join(spars.rename("sparsity")).reset_index()
     table["threshold"] = table["threshold"].astype(int)
-    order = keys + [c for c in ("sparsity", "pret_a_porter", "loo", "bespoke_own", "bespoke_other", "random")
-                    if c in table.columns]
+    order = keys + ["sparsity"] + [c for c in TICKET_KINDS if c in table.columns]
     return table[order].rename(columns={"dataset": "target"})
 
 
-def _group_name(group_id: str) -> str:
-    # group ids are '<name>-<arch>-s<seed>-<technique>-r<round>'; names may contain '-'
-    return group_id.rsplit("-", 4)[0] if isinstance(group_id, str) else ""
-
-
-def write_summary(exp_dir: Path) -> str:
-    """Write summary.csv and summary.md; return the text to print."""
-    path = Path(exp_dir) / "rounds.csv"
-    if not path.exists():
+def write_summary(storage: Storage) -> str:
+    """Write summary.csv and summary.txt; return the text to print."""
+    rounds = read_table(storage, ROUNDS)
+    if rounds is None:
         return "no results yet"
-    table = summary_table(pd.read_csv(path))
+    table = summary_table(rounds)
     if table.empty:
         text = "no follow-up trials finished: no consensus group was complete"
     else:
         text = table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
-    atomic_write_text(Path(exp_dir) / "summary.csv", table.to_csv(index=False))
-    atomic_write_text(Path(exp_dir) / "summary.txt", text + "\n")
+    storage.write_text(layout.SUMMARY_CSV, table.to_csv(index=False))
+    storage.write_text(layout.SUMMARY_TXT, text + "\n")
     return text

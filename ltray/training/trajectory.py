@@ -1,56 +1,55 @@
 """One iterative-pruning trajectory: train dense (round 0), then repeatedly prune a fraction of
 what survives, rewind the survivors and retrain. Resumable between rounds, bit-identical on CPU.
 
-Round r trains under mask r; its mask file is written before training starts, and `on_round`
-receives the round's metrics together with the state needed to resume at round r + 1.
+Round r trains under mask r; its mask is written (through a MaskSink) before training starts, and
+`on_round` receives the round's metrics together with the state needed to resume at round r + 1.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
 from ltray.config import TrajectoryConfig
-from ltray.masks import save_mask, sparsity
-from ltray.masks.effective import effective_sparsity
+from ltray.experiment import layout
+from ltray.masks import Mask, save_mask
+from ltray.masks.torch_io import parameter_shapes, to_numpy_mask, to_torch_mask
 from ltray.models import prunable_weights
 from ltray.pruning import prune
-from ltray.seeding import derive_seed
-from ltray.training.loop import MaskApplier, evaluate_task, train_round
-from ltray.training.setup import Setup, default_device, prepare, seeded_generator
+from ltray.training.measure import RoundResult, train_under_mask
+from ltray.training.setup import Setup, default_device, prepare
 from ltray.training.state import TrajectoryState, cpu_copy
 
 
-@dataclass
-class RoundResult:
-    round: int
-    sparsity: float
-    effective_sparsity: float
-    train_loss: float
-    val_acc: float
-    test_acc: float
-    seconds: float
-    mask_path: str
+class MaskSink(Protocol):
+    """Where a trajectory's masks go: `save(round, mask, meta)` returns the path recorded for it."""
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def save(self, round_: int, mask: Mask, meta: dict) -> str: ...
+
+
+class MaskFolder:
+    """A local folder of round masks (the experiment folder's file names)."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def save(self, round_: int, mask: Mask, meta: dict) -> str:
+        path = self.folder / layout.round_mask_name(round_)
+        save_mask(path, mask, meta=meta)
+        return str(path)
 
 
 RoundCallback = Callable[[RoundResult, TrajectoryState], None]
 
 
-def mask_filename(round_: int) -> str:
-    return f"round_{round_:02d}.ltmask"
-
-
 def run_trajectory(
     cfg: TrajectoryConfig,
-    mask_dir: str | Path,
+    masks: str | os.PathLike | MaskSink,
     *,
     root: str | Path = "data",
     download: bool = False,
@@ -58,30 +57,26 @@ def run_trajectory(
     state: TrajectoryState | None = None,
     on_round: RoundCallback | None = None,
 ) -> list[RoundResult]:
-    """Run (or resume from `state`) the trajectory; return the results of the rounds it ran."""
+    """Run (or resume from `state`) the trajectory; return the results of the rounds it ran.
+
+    `masks` is a folder path or a MaskSink (the sweep runner's trial record)."""
+    sink = masks if hasattr(masks, "save") else MaskFolder(masks)
     device = torch.device(device) if device is not None else default_device()
-    mask_dir = Path(mask_dir)
     setup = prepare(cfg.task_name, cfg.task, cfg.arch, cfg.seed, cfg.data, Path(root), download, device)
     if state is None:
-        state = TrajectoryState(
-            next_round=0,
-            mask={n: np.ones(tuple(setup.initial[n].shape), dtype=bool) for n in setup.mask_names},
-            config_key=cfg.key(),
-        )
+        shapes = parameter_shapes(setup.model, setup.mask_names)
+        state = TrajectoryState(next_round=0, mask={n: np.ones(s, dtype=bool) for n, s in shapes.items()},
+                                config_key=cfg.key())
     elif state.config_key and state.config_key != cfg.key():
         raise ValueError(f"resume state belongs to config {state.config_key}, not {cfg.key()}")
     prunable = set(prunable_weights(setup.model, include_output=cfg.prune.prune_output))
     results = []
     for r in range(state.next_round, cfg.rounds):
         start = time.perf_counter()
-        mask_path = mask_dir / mask_filename(r)
-        save_mask(mask_path, state.mask, meta={"round": r, "arch": cfg.arch, "seed": cfg.seed,
-                                               "task": cfg.task_name, "technique": cfg.prune.technique})
-        _load_round_start_weights(setup, cfg, state, r)
-        mask_t = {n: torch.from_numpy(m).to(device) for n, m in state.mask.items()}
-        apply_mask = MaskApplier(setup.model, mask_t)
-        rewind_weights = state.rewind_weights
-        capture = None
+        meta = {"round": r, "arch": cfg.arch, "seed": cfg.seed, "task": cfg.task_name,
+                "technique": cfg.technique}
+        mask_path = sink.save(r, state.mask, meta)
+        rewind_weights, capture = state.rewind_weights, None
         if r == 0 and isinstance(cfg.train.rewind, int):
             captured: dict = {}
 
@@ -90,19 +85,8 @@ def run_trajectory(
                     _captured.update({k: v.detach().clone() for k, v in setup.model.state_dict().items()})
 
             rewind_weights = captured
-        gen = seeded_generator(device, derive_seed(cfg.seed, "train", r))
-        loss = train_round(setup.model, setup.task, apply_mask, cfg.train, cfg.data, gen, on_epoch_end=capture)
-        val_acc, test_acc = evaluate_task(setup.model, setup.task)
-        result = RoundResult(
-            round=r,
-            sparsity=sparsity(state.mask),
-            effective_sparsity=effective_sparsity(setup.model, state.mask, setup.input_shape),
-            train_loss=loss,
-            val_acc=val_acc,
-            test_acc=test_acc,
-            seconds=0.0,
-            mask_path=str(mask_path),
-        )
+        result = train_under_mask(setup, state.mask, _round_start_weights(setup, cfg, state, r), cfg.train,
+                                  cfg.data, cfg.seed, r, mask_path=mask_path, on_epoch_end=capture)
         next_mask = _next_mask(setup, cfg, state.mask, prunable, r) if r + 1 < cfg.rounds else state.mask
         state = TrajectoryState(
             next_round=r + 1,
@@ -111,14 +95,14 @@ def run_trajectory(
             trained_weights=cpu_copy(setup.model.state_dict()) if cfg.train.rewind == "none" else None,
             config_key=cfg.key(),
         )
-        result.seconds = time.perf_counter() - start
+        result.seconds = time.perf_counter() - start  # the whole round, pruning included
         results.append(result)
         if on_round is not None:
             on_round(result, state)
     return results
 
 
-def _load_round_start_weights(setup: Setup, cfg: TrajectoryConfig, state: TrajectoryState, r: int) -> None:
+def _round_start_weights(setup: Setup, cfg: TrajectoryConfig, state: TrajectoryState, r: int) -> dict:
     """Round 0 starts from the initial weights; later rounds from the rewind target."""
     if r == 0 or cfg.train.rewind == "init":
         source = setup.initial
@@ -128,20 +112,16 @@ def _load_round_start_weights(setup: Setup, cfg: TrajectoryConfig, state: Trajec
         source = state.rewind_weights
     if source is None:
         raise ValueError(f"resume state for round {r} lacks the weights that rewind={cfg.train.rewind!r} needs")
-    setup.model.load_state_dict(source)
+    return source
 
 
 @torch.no_grad()
-def _next_mask(setup: Setup, cfg: TrajectoryConfig, mask: dict, prunable: set, r: int) -> dict:
+def _next_mask(setup: Setup, cfg: TrajectoryConfig, mask: Mask, prunable: set, r: int) -> Mask:
     params = dict(setup.model.named_parameters())
     names = [n for n in mask if n in prunable]
     weights = {n: params[n].detach() for n in names}
-    old = {n: torch.from_numpy(mask[n]).to(params[n].device) for n in names}
-    new = prune(
-        cfg.prune.technique, weights, old, fraction=cfg.prune.fraction, seed=cfg.seed, round=r, dim=cfg.prune.dim
-    )
-    out = dict(mask)
-    for n in names:
-        out[n] = new[n].to("cpu").numpy().astype(bool)
-    return out
-
+    device = next(iter(weights.values())).device if weights else "cpu"
+    old = to_torch_mask({n: mask[n] for n in names}, device)
+    new = prune(cfg.technique, weights, old, fraction=cfg.prune.fraction, seed=cfg.seed, round=r,
+                dim=cfg.prune.dim)
+    return {**mask, **to_numpy_mask(new)}

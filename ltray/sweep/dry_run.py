@@ -7,9 +7,9 @@ from collections import Counter
 from ltray.sweep.plan import Plan, estimate_device_hours
 
 
-def format_plan(plan: Plan) -> str:
+def format_plan(plan: Plan, location: str) -> str:
     sweep = plan.sweep
-    lines = [f"sweep {sweep.name!r}: experiment folder {sweep.storage}/{sweep.name}"]
+    lines = [f"sweep {sweep.name!r}: experiment folder {location}"]
     n = len(plan.trajectories)
     lines.append(f"bespoke trajectories: {n} ({len(sweep.grid.tasks)} tasks x {len(sweep.grid.archs)} archs x "
                  f"{len(sweep.grid.techniques)} techniques x {len(sweep.grid.seeds)} seeds), "

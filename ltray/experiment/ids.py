@@ -1,0 +1,74 @@
+"""Stable names: config hashes, trial ids and consensus group ids.
+
+Users' scripts and later versions of ltray find results by these names, so they change only with
+the folder format. A config hash covers only the fields that differ from their defaults (canonical
+JSON, SHA-256, HASH_LENGTH hex digits): a field added later with a default that reproduces the old
+behaviour leaves every existing id unchanged. The rule that follows: a default value never changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+HASH_LENGTH = 10  # hex digits: 40 bits, collision-free for any sweep ltray will plan
+SEPARATOR = "-"
+# architecture and technique names come from registries and never contain the separator
+_GROUP = re.compile(r"^(?P<name>.+)-(?P<arch>[^-]+)-s(?P<seed>\d+)-(?P<technique>[^-]+)-r(?P<round>\d+)$")
+
+
+def config_hash(model: BaseModel) -> str:
+    """Hash of a config's non-default fields (nested models likewise)."""
+    doc = model.model_dump(mode="json", exclude_defaults=True)
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def digest(text: str) -> str:
+    """A HASH_LENGTH hash of any string (e.g. the name of an experiment's actor)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def bespoke_trial_id(task: str, arch: str, technique: str, seed: int, cfg: BaseModel) -> str:
+    return SEPARATOR.join(["bespoke", task, arch, technique, f"s{seed}", config_hash(cfg)])
+
+
+def ticket_trial_id(kind: str, group_id: str, k: int, target: str, cfg: BaseModel, *, source: str = "",
+                    source_round: int | None = None, leave_one_out: bool = False) -> str:
+    """`<kind>-<group>-t<k>[-<source>-r<round>][-loo]-<target>-<hash>` (transfer tickets name their source)."""
+    parts = [kind, group_id, f"t{k}"]
+    if kind == "transfer":
+        parts.append(f"{source}-r{source_round}")
+    if leave_one_out:
+        parts.append("loo")
+    return SEPARATOR.join([*parts, target, config_hash(cfg)])
+
+
+@dataclass(frozen=True)
+class GroupId:
+    """A consensus group instance: `<name>-<arch>-s<seed>-<technique>-r<source_round>`."""
+
+    name: str
+    arch: str
+    seed: int
+    technique: str
+    source_round: int
+
+    def __str__(self) -> str:
+        return SEPARATOR.join([self.name, self.arch, f"s{self.seed}", self.technique, f"r{self.source_round}"])
+
+    @property
+    def recipe(self) -> str:
+        """The id without its seed: instances of one recipe aggregate over seeds."""
+        return SEPARATOR.join([self.name, self.arch, self.technique, f"r{self.source_round}"])
+
+    @classmethod
+    def parse(cls, text: str) -> GroupId:
+        m = _GROUP.match(text) if isinstance(text, str) else None
+        if m is None:
+            raise ValueError(f"{text!r} is not a consensus group id (<name>-<arch>-s<seed>-<technique>-r<round>)")
+        return cls(m["name"], m["arch"], int(m["seed"]), m["technique"], int(m["round"]))

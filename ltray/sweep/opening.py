@@ -1,0 +1,60 @@
+"""Opening an experiment folder for a run (Ray-free): create it for a fresh sweep, or, with
+--resume, migrate an older format, check that it belongs to this sweep, record the resume (and a
+changed sweep file) in it, and repair what a resume can recompute (ltray.sweep.verify)."""
+
+from __future__ import annotations
+
+import yaml
+
+from ltray.experiment import layout
+from ltray.experiment.folder import check_resumable, create_experiment, folder_format, record_resume
+from ltray.experiment.storage import Storage
+from ltray.sweep.plan import Plan
+
+
+def sweep_yaml(plan: Plan) -> str:
+    """The resolved sweep file (every default filled in), as sweep.yaml records it."""
+    return yaml.safe_dump(plan.sweep.model_dump(mode="json"), sort_keys=False)
+
+
+def open_experiment(plan: Plan, storage: Storage, resume: bool) -> list[str]:
+    """Create or reopen the folder; return notes for the user (migration, changes, repairs)."""
+    if not resume:
+        create_experiment(storage, plan.sweep.name, sweep_yaml(plan), plan.to_file())
+        return []
+    notes = []
+    if storage.exists("") and _is_older_format(storage):
+        from ltray.sweep.migrate import migrate
+
+        notes += migrate(storage, plan)
+    check_resumable(storage, plan.to_file())
+    notes += record_resume(storage, plan.to_file(), sweep_yaml(plan), changed_settings(storage, plan))
+    from ltray.experiment.verify import verify_experiment
+    from ltray.sweep.repair import repair
+
+    notes += repair(storage, plan, verify_experiment(storage))
+    return notes
+
+
+def changed_settings(storage: Storage, plan: Plan) -> list[str]:
+    """Top-level settings of the stored sweep.yaml that differ from this run's (defaults filled in
+    on both sides; where the folder lives is not a setting)."""
+    from ltray.experiment.storage import StorageError
+    from ltray.sweep.spec import SweepConfig
+
+    new = plan.sweep.model_dump(mode="json")
+    try:
+        old = SweepConfig.model_validate(yaml.safe_load(storage.read_text(layout.SWEEP))).model_dump(mode="json")
+    except (StorageError, yaml.YAMLError, ValueError, TypeError):
+        return sorted(k for k in new if k != "storage")  # unreadable: this run's file replaces it
+    return sorted(k for k in new if k != "storage" and old.get(k) != new[k])
+
+
+def _is_older_format(storage: Storage) -> bool:
+    from ltray.errors import ExperimentError
+    from ltray.experiment import layout
+
+    try:
+        return folder_format(storage) < layout.FORMAT_VERSION
+    except ExperimentError:
+        return False  # check_resumable says what is wrong
