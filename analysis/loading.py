@@ -1,7 +1,8 @@
 """Read an experiment folder (docs/experiment-folder.md) into tidy pandas tables.
 
 Only reads: rounds, consensus and similarity tables, plan.json and sweep.yaml. Anything absent
-gives an empty table and a note, so a folder that is still running can be reported on.
+or unreadable (a garbage plan.json included) gives an empty table or nothing, and a note, so a
+folder that is still running, or partly damaged, can be reported on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from ltray.errors import ExperimentError, LtrayError
 
@@ -83,6 +85,45 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
         if c in df.columns and df[c].notna().all():
             df[c] = df[c].astype(int)
     return df
+
+
+class _PlanPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # the fields of plan.json this package reads
+
+
+class _PlanTrajectory(_PlanPart):
+    rounds: StrictInt = Field(0, ge=0)
+
+
+class _PlanGroup(_PlanPart):
+    group: str | None = None
+    group_id: str | None = None
+    thresholds: list[StrictInt] = []
+    loo_thresholds: list[StrictInt] = []
+
+
+class _Plan(_PlanPart):
+    trajectories: list[_PlanTrajectory] = []
+    groups: list[_PlanGroup] = []
+
+
+def _read_plan(path: Path, notes: list[str]) -> dict | None:
+    """plan.json as a dict, or None and a note when it is missing, unreadable or not a plan."""
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        notes.append(f"plan.json could not be read ({exc.strerror or exc}); ignored.")
+        return None
+    try:  # pydantic's JSON parser: bounded depth, no RecursionError on hostile nesting
+        _Plan.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        notes.append(f"plan.json is not an ltray plan ({where}: {first['msg'][:80]}); ignored.")
+        return None
+    return json.loads(text)
 
 
 @dataclass
@@ -159,17 +200,12 @@ def load_experiment(path: str | Path) -> Experiment:
     has_similarity = (root / "similarity.csv").is_file() or (root / "similarity.parquet").is_file()
     similarity = (_read_table(root, "similarity", SIMILARITY_COLUMNS, notes)
                   if has_similarity else None)
-    plan = None
-    if (root / "plan.json").is_file():
-        try:
-            plan = json.loads((root / "plan.json").read_text())
-        except (OSError, ValueError) as exc:
-            notes.append(f"plan.json could not be read ({exc}); ignored.")
+    plan = _read_plan(root / "plan.json", notes)
     sweep_text = None
     if (root / "sweep.yaml").is_file():
         try:
             sweep_text = (root / "sweep.yaml").read_text()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8
             notes.append(f"sweep.yaml could not be read ({exc}); ignored.")
     return Experiment(root, rounds, consensus, similarity, plan, sweep_text, notes)
 
@@ -180,8 +216,10 @@ def sweep_setting(exp: Experiment, *keys: str):
         return None
     import yaml
 
+    from ltray.yamlio import load_yaml  # bounded: a damaged sweep.yaml cannot hang or crash this
+
     try:
-        node = yaml.safe_load(exp.sweep_text)
+        node = load_yaml(exp.sweep_text)
     except yaml.YAMLError:
         return None
     for k in keys:

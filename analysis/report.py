@@ -21,6 +21,7 @@ from analysis.figures_similarity import section_tasks, section_techniques
 from analysis.initweights import InitFn
 from analysis.loading import Experiment, load_experiment
 from analysis.measures import compute_similarity, task_overlap
+from ltray.errors import ExperimentError
 from ltray.fileio import atomic_write_text
 
 
@@ -215,7 +216,10 @@ def build_report(experiment: str | Path, out: str | Path | None = None,
     opts = opts or Options()
     exp = load_experiment(experiment)
     report = Report(Path(out) if out else exp.root / "report", opts.dpi)
-    report.out.mkdir(parents=True, exist_ok=True)
+    try:
+        report.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExperimentError(f"{report.out}: cannot write the report folder ({exc.strerror or exc})") from None
     ctx = Context(exp, opts, report)
     for title, fn in SECTIONS:
         sec = report.section(title)
@@ -244,7 +248,7 @@ def _drop_stale(report: Report) -> None:
     manifest = report.out / MANIFEST
     try:
         before = json.loads(manifest.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         before = []
     for rel in set(before) - set(made):
         if isinstance(rel, str) and rel.split("/")[0] in ("figures", "tables") and ".." not in rel:
