@@ -36,6 +36,13 @@ class UniqueKeyLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
+    def fetch_flow_collection_start(self, TokenClass):
+        # refuse deep flow nesting in the scanner: it looks ahead up to 1024 characters for a key
+        # at every open bracket, so a line of brackets costs ~1 s before the composer's bound (~7 ms here)
+        if self.flow_level >= MAX_DEPTH:
+            raise YAMLLimitError(f"YAML nested deeper than {MAX_DEPTH} levels", self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
     def compose_node(self, parent, index):
         # the composer recurses once per level: refuse before Python's recursion limit does
         if self._depth >= MAX_DEPTH:

@@ -359,6 +359,9 @@ def test_yaml_bounds_are_where_they_say():
     assert load_yaml(nested(MAX_DEPTH)) is not None
     with pytest.raises(YAMLLimitError, match="nested deeper than 64 levels"):
         load_yaml(nested(MAX_DEPTH + 1))
+    with pytest.raises(YAMLLimitError) as info:  # refused at the 65th '[' of a 500,000-long line
+        load_yaml("[" * 500_000)
+    assert (info.value.problem_mark.line, info.value.problem_mark.column) == (0, MAX_DEPTH)
     bomb = alias_bomb(levels=5, width=8)  # ~80,000 values in all once expanded: big, but within
     assert len(load_yaml(bomb)["laughs"]) == 8 and MAX_NODES == 100_000
     with pytest.raises(YAMLLimitError, match="more than 100,000 values"):
