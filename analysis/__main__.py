@@ -1,33 +1,62 @@
 """Command line: `python -m analysis EXPERIMENT [--out DIR] [--reference TECHNIQUE] [--dpi N]`.
-A user mistake (no such folder, not an experiment folder) prints one line and exits 2."""
+A user mistake (an option out of range, no such folder, not an experiment folder) prints one
+line and exits 2, before anything is written."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
-from ltray.errors import LtrayError
+from ltray.errors import LtrayError, short_repr
+
+DPI_RANGE = (10, 600)  # 600 dpi: a 6-panel figure is ~140 MB of pixels; far beyond, every figure fails
+TECHNIQUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a registry key, as in sweep files
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+class OptionError(Exception):
+    """A bad command line, said in one line (argparse would add its usage text)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise OptionError(message)
+
+
+def _dpi(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {short_repr(text)}") from None
+    low, high = DPI_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high} dots per inch, got {value}")
     return value
 
 
+def _technique(text: str) -> str:
+    if not TECHNIQUE_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected a technique name (letters, digits, '_', '.', '-'; "
+                                         f"at most 64), got {short_repr(text)}")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m analysis",
         description="Figures, tables and report.md from an ltray experiment folder.")
     parser.add_argument("experiment", help="the experiment folder (<storage>/<name>): a path or an s3:// / gs:// URI")
     parser.add_argument("--out", help="report folder, a path or a URI (default: EXPERIMENT/report)")
-    parser.add_argument("--reference", default="global_unstructured",
+    parser.add_argument("--reference", type=_technique, default="global_unstructured",
                         help="technique the per-layer distances are measured against "
                              "(default: global_unstructured)")
-    parser.add_argument("--dpi", type=_positive_int, default=110,
-                        help="PNG resolution, dots per inch (default: 110)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--dpi", type=_dpi, default=110,
+                        help=f"PNG resolution, dots per inch, {DPI_RANGE[0]} to {DPI_RANGE[1]} (default: 110)")
+    try:
+        args = parser.parse_args(argv)
+    except OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from analysis.report import Options, build_report  # after parsing: --help stays fast
 
     try:

@@ -121,10 +121,12 @@ def load_experiment(location) -> Experiment:
     consensus = _analysis_dtypes(CONSENSUS.frame([]), CONSENSUS) if consensus is None else consensus
     similarity = _read(storage, SIMILARITY, notes)
     plan = None
-    try:
-        plan = read_plan_file(storage).model_dump()
-    except ExperimentError as exc:
-        notes.append(f"{layout.PLAN} could not be used ({exc}); the report goes without it.")
+    if storage.exists(layout.PLAN):
+        try:
+            plan = read_plan_file(storage).model_dump()
+        except ExperimentError as exc:  # the message names the file first: keep what follows
+            detail = str(exc).split(f"{layout.PLAN}: ", 1)[-1]
+            notes.append(f"{layout.PLAN} is not an ltray plan ({detail[:100]}); ignored.")
     sweep_text = None
     try:
         sweep_text = storage.read_text(layout.SWEEP)
@@ -140,8 +142,10 @@ def sweep_setting(exp: Experiment, *keys: str):
         return None
     import yaml
 
+    from ltray.yamlio import load_yaml  # bounded: a damaged sweep.yaml cannot hang or crash this
+
     try:
-        node = yaml.safe_load(exp.sweep_text)
+        node = load_yaml(exp.sweep_text)
     except yaml.YAMLError:
         return None
     for k in keys:

@@ -25,6 +25,7 @@ from analysis.measures import compute_similarity, task_overlap
 from ltray.experiment import layout
 from ltray.experiment.schemas import CONSENSUS, ROUNDS, SIMILARITY
 from ltray.experiment.storage import StorageError, open_storage
+from ltray.errors import ExperimentError
 from ltray.fileio import atomic_write_text
 
 
@@ -224,7 +225,10 @@ def build_report(experiment: str | Path, out: str | Path | None = None,
     local = target.local_path()
     with tempfile.TemporaryDirectory(prefix="ltray-report-") as scratch:
         report = Report(local if local is not None else Path(scratch), opts.dpi, target.uri)
-        report.out.mkdir(parents=True, exist_ok=True)
+        try:
+            report.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExperimentError(f"{report.out}: cannot write the report folder ({exc.strerror or exc})") from None
         ctx = Context(exp, opts, report)
         for title, fn in SECTIONS:
             sec = report.section(title)
@@ -255,7 +259,7 @@ def _drop_stale(report: Report, target) -> None:
     made = sorted(p.relative_to(report.out).as_posix() for p in report.figures + report.tables)
     try:
         before = json.loads(target.read_text(MANIFEST))
-    except (StorageError, ValueError):
+    except (StorageError, ValueError, RecursionError):
         before = []
     for rel in set(before if isinstance(before, list) else []) - set(made):
         if isinstance(rel, str) and rel.split("/")[0] in ("figures", "tables") and ".." not in rel:

@@ -6,10 +6,31 @@ are errors. Defaults are the paper's protocol (Paganini & Forde 2020).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
+
+# ---- value types of every user-facing number ---------------------------------------------------
+# YAML's `true` is not 1 and `.inf` is not a learning rate: integers are strict (no booleans, no
+# floats, no strings), numbers are finite and never booleans (strings such as '1e-3', which
+# PyYAML does not read as floats, still parse), and every integer fits int64: the tables store
+# seeds and rounds as int64, and torch's Generator.manual_seed overflows at 2**64.
+
+INT64_MAX = 2**63 - 1
+
+
+def _finite_number(value):
+    """Before range checks, so `.inf` and `.nan` are named as such whatever the field's bounds."""
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"expected a finite number, got {str(value).lower()}")
+    return value
+
+
+Int = Annotated[int, Strict(), Field(le=INT64_MAX)]
+Seed = Annotated[int, Strict(), Field(ge=0, le=INT64_MAX)]  # torch generators, numpy, int64 tables
+Number = Annotated[float, BeforeValidator(_finite_number), AllowInfNan(False)]  # a finite float
 
 
 class Frozen(BaseModel):
@@ -20,7 +41,7 @@ class Frozen(BaseModel):
 
 
 class RotateView(Frozen):
-    rotate: float = Field(description="degrees, counter-clockwise")
+    rotate: Number = Field(description="degrees, counter-clockwise")
 
 
 class InvertView(Frozen):
@@ -28,11 +49,11 @@ class InvertView(Frozen):
 
 
 class PermutePixelsView(Frozen):
-    permute_pixels: int = Field(ge=0, description="seed of the fixed pixel permutation")
+    permute_pixels: Seed = Field(description="seed of the fixed pixel permutation")
 
 
 class PermuteLabelsView(Frozen):
-    permute_labels: int = Field(ge=0, description="seed of the fixed label permutation")
+    permute_labels: Seed = Field(description="seed of the fixed label permutation")
 
 
 ViewSpec = Union[RotateView, InvertView, PermutePixelsView, PermuteLabelsView]
@@ -48,27 +69,27 @@ class TaskSpec(Frozen):
 class DataConfig(Frozen):
     """How data is loaded and augmented; identical for every trial of a sweep."""
 
-    val_fraction: float = Field(0.2, gt=0, lt=1)  # share of the train set held out, split by seed
+    val_fraction: Number = Field(0.2, gt=0, lt=1)  # share of the train set held out, split by seed
     crop: bool = True  # random crop after zero padding, per sample, on the device
-    crop_padding: int = Field(4, ge=0)  # pixels
+    crop_padding: Int = Field(4, ge=0)  # pixels
     flip: bool = True  # random horizontal flip
-    image_size: int | None = Field(None, ge=8)  # override the architecture's input side (pixels)
+    image_size: Int | None = Field(None, ge=8)  # override the architecture's input side (pixels)
     emnist_split: str = "balanced"  # torchvision EMNIST split; 'balanced' has 47 classes
-    max_train_samples: int | None = Field(None, ge=1)  # cap (after the split), for quick runs
+    max_train_samples: Int | None = Field(None, ge=1)  # cap (after the split), for quick runs
 
 
 class TrainConfig(Frozen):
     """One round of training. Paper: plain SGD, constant lr 0.01, batch 32, 30 epochs."""
 
-    epochs: int = Field(30, ge=1)
-    lr: float = Field(0.01, gt=0)
-    batch_size: int = Field(32, ge=1)
-    momentum: float = Field(0.0, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
+    epochs: Int = Field(30, ge=1)
+    lr: Number = Field(0.01, gt=0)
+    batch_size: Int = Field(32, ge=1)
+    momentum: Number = Field(0.0, ge=0, lt=1)
+    weight_decay: Number = Field(0.0, ge=0)
     # what surviving weights are reset to between rounds: the initial weights ('init'), the
     # weights after epoch k of round 0 (an int, late rewinding), or kept as trained ('none',
     # i.e. fine-tuning)
-    rewind: Literal["init", "none"] | Annotated[int, Field(ge=1)] = "init"
+    rewind: Literal["init", "none"] | Annotated[Int, Field(ge=1)] = "init"
 
     @field_validator("rewind")
     @classmethod
@@ -83,8 +104,8 @@ class PruneConfig(Frozen):
     """One pruning step of any technique: `fraction` of what still survives, per layer (global:
     pooled). The sweep file's `prune` key, shared by every technique of the grid."""
 
-    fraction: float = Field(0.2, gt=0, lt=1)
-    dim: int = Field(1, ge=0)  # structured techniques: 1 = input channels / features
+    fraction: Number = Field(0.2, gt=0, lt=1)
+    dim: Int = Field(1, ge=0)  # structured techniques: 1 = input channels / features
     prune_output: bool = True  # the output layer is pruned at the same rate
 
 
@@ -98,8 +119,8 @@ class TrajectoryConfig(Frozen):
     task_name: str
     task: TaskSpec
     arch: str
-    seed: int = Field(ge=0)
-    rounds: int = Field(ge=1)
+    seed: Seed
+    rounds: Int = Field(ge=1)
     technique: str = "global_unstructured"
     prune: PruneConfig = PruneConfig()
     train: TrainConfig = TrainConfig()
@@ -118,7 +139,7 @@ class TicketConfig(Frozen):
     task_name: str
     task: TaskSpec
     arch: str
-    seed: int = Field(ge=0)
+    seed: Seed
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
     mask_path: Path

@@ -65,6 +65,61 @@ def both(*edits):
     return edit
 
 
+# ---- hostile YAML: each is refused by the bounded loader (ltray/yamlio.py) before validation ------
+
+class Appended(str):
+    """YAML text appended to a valid file (BASE's, or the shipped cluster.yaml): one hostile part."""
+
+
+def nested(depth: int, opening: str = "[", closing: str = "]") -> str:
+    return opening * depth + closing * depth
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """Billion laughs: a few hundred bytes whose top alias expands to width**levels strings."""
+    lines = [f"laugh0: &laugh0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"laugh{i}: &laugh{i} [{', '.join([f'*laugh{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nlaughs: *laugh{levels - 1}\n"
+
+
+def deep_through_aliases(step: int = 30, links: int = 3) -> str:
+    """Each anchor nests the previous one `step` levels down: shallow as written, deep once expanded."""
+    lines = [f"deep0: &deep0 {nested(step)}"]
+    lines += [f"deep{i}: &deep{i} {'[' * step}*deep{i - 1}{']' * step}" for i in range(1, links)]
+    return "\n".join(lines) + "\n"
+
+
+# id: (text appended to a valid file, or bytes; the first line after "FILE: ", where {line} is the line
+#      the appended text starts on; a fragment of it)
+HOSTILE_YAML = {
+    "20,000-deep nested list": (Appended(f"deep: {nested(20_000)}\n"), "line {line}",
+                                "YAML nested deeper than 64 levels"),
+    "20,000-deep nested mapping": (Appended(f"deep: {nested(20_000, '{a: ', '}')}\n"), "line {line}",
+                                   "YAML nested deeper than 64 levels"),
+    "list as a mapping key": (Appended("? [a, b]\n: 1\n"), "YAML syntax error: line {line}",
+                              "a key must be a single value, not a list"),
+    "mapping as a mapping key": (Appended("? {a: 1}\n: 1\n"), "YAML syntax error: line {line}",
+                                 "a key must be a single value, not a dict"),
+    "alias bomb (billion laughs)": (Appended(alias_bomb()), "line ", "YAML of more than 100,000 values once aliases"),
+    "alias nesting deep once expanded": (Appended(deep_through_aliases()), "line ",
+                                         "nested deeper than 64 levels once aliases are expanded"),
+    "alias inside its own anchor": (Appended("loop: &loop [1, *loop]\n"), "line {line}",
+                                    "a YAML alias refers to a list or mapping that contains it"),
+    "5,000-digit integer": (Appended(f"big: {'9' * 5000}\n"), "line {line}", "an integer literal of more than 100"),
+    "file over 1 MiB": (Appended("#" * (1 << 20) + "\n"), "a ", "of more than 1 MiB is refused"),
+    "not UTF-8": (b"# caf\xe9 (latin-1)\n", "a ", "must be UTF-8 text, found byte 0xe9 at offset"),
+}
+
+
+def hostile_sweep_cases():
+    """HOSTILE_YAML as SWEEP_CASES rows, appended to BASE's YAML."""
+    line = yaml.safe_dump({**BASE, "storage": "store"}).count("\n") + 1
+    return [(f"yaml {name}", content, field.format(line=line), fragment, 1)
+            for name, (content, field, fragment) in HOSTILE_YAML.items()]
+
+
+INF, NAN = float("inf"), float("nan")
+
 # (id, edit of BASE or the file's whole text, what follows "error: FILE: " on the first line,
 #  a fragment of the first line, number of lines)
 SWEEP_CASES = [
@@ -78,7 +133,7 @@ SWEEP_CASES = [
     ("unknown group key", put("consensus.0.threshold", [1]), "consensus.0.threshold: unknown key",
      "'thresholds'", 1),
     ("missing grid", drop("grid"), "grid: required key is missing", "missing", 1),
-    ("rounds not a number", put("rounds", "ten"), "rounds: ", "valid integer, unable to parse string as an integer (got 'ten')", 1),
+    ("rounds not a number", put("rounds", "ten"), "rounds: ", "valid integer (got 'ten')", 1),
     ("seed not a number", put("grid.seeds", ["a"]), "grid.seeds.0: ", "valid integer", 1),
     ("zero rounds", put("rounds", 0), "rounds: ", "greater than or equal to 1 (got 0)", 1),
     ("negative rounds", put("rounds", -3), "rounds: ", "(got -3)", 1),
@@ -144,6 +199,60 @@ SWEEP_CASES = [
     ("image size below the arch minimum", put("data", {"image_size": 9}), "data.image_size: ",
      "below lenet's minimum of 10 px", 1),
     ("two problems, one line each", both(put("rounds", 0), put("train.lr", -1)), "rounds: ", "(got 0)", 2),
+    # numbers must be finite
+    ("lr .inf", put("train.lr", INF), "train.lr: ", "expected a finite number, got inf", 1),
+    ("lr .nan", put("train.lr", NAN), "train.lr: ", "expected a finite number, got nan", 1),
+    ("weight_decay .inf", put("train.weight_decay", INF), "train.weight_decay: ", "expected a finite number, got inf",
+     1),
+    ("momentum .nan", put("train.momentum", NAN), "train.momentum: ", "expected a finite number, got nan", 1),
+    ("rotate .inf", put("tasks.rot90.views", [{"rotate": INF}]), "tasks.rot90.views.0.rotate: ",
+     "expected a finite number, got inf", 1),
+    ("rotate .nan", put("tasks.rot90.views", [{"rotate": NAN}]), "tasks.rot90.views.0.rotate: ",
+     "expected a finite number, got nan", 1),
+    ("prune fraction .nan", put("prune", {"fraction": NAN}), "prune.fraction: ", "expected a finite number, got nan",
+     1),
+    ("val_fraction .inf", put("data", {"val_fraction": INF}), "data.val_fraction: ",
+     "expected a finite number, got inf", 1),
+    ("cpu .inf", put("resources.lenet.cpu", INF), "resources.lenet.cpu: ", "expected a finite number, got inf", 1),
+    ("gpu .inf", put("resources.lenet.gpu", INF), "resources.lenet.gpu: ", "expected a finite number, got inf", 1),
+    # booleans are neither integers nor numbers
+    ("rounds true", put("rounds", True), "rounds: ", "valid integer (got True)", 1),
+    ("epochs true", put("train.epochs", True), "train.epochs: ", "valid integer (got True)", 1),
+    ("batch_size false", put("train.batch_size", False), "train.batch_size: ", "valid integer (got False)", 1),
+    ("seed true", put("grid.seeds", [True]), "grid.seeds.0: ", "valid integer (got True)", 1),
+    ("threshold true", put("consensus.0.thresholds", [True]), "consensus.0.thresholds.0: ",
+     "expected an integer or 'all', got True", 1),
+    ("source round true", put("consensus.0.source_rounds", [True]), "consensus.0.source_rounds.0: ",
+     "valid integer (got True)", 1),
+    ("cpu true", put("resources.lenet.cpu", True), "resources.lenet.cpu: ", "expected a finite number, got true", 1),
+    ("gpu true", put("resources.lenet.gpu", True), "resources.lenet.gpu: ", "expected a finite number, got true", 1),
+    ("lr true", put("train.lr", True), "train.lr: ", "expected a finite number, got true", 1),
+    ("max_concurrent true", put("max_concurrent", True), "max_concurrent: ", "valid integer (got True)", 1),
+    ("max_failures false", put("max_failures", False), "max_failures: ", "valid integer (got False)", 1),
+    ("image size true", put("image_sizes", {"lenet": True}), "image_sizes.lenet: ", "valid integer (got True)", 1),
+    ("data.image_size true", put("data", {"image_size": True}), "data.image_size: ", "valid integer (got True)", 1),
+    ("view seed true", put("tasks.rot90.views", [{"permute_labels": True}]), "tasks.rot90.views.0.permute_labels: ",
+     "valid integer (got True)", 1),
+    ("rewind true", put("train.rewind", True), "train.rewind: ", "expected 'init' or 'none' or an integer, got True",
+     1),
+    ("prune dim true", put("prune", {"dim": True}), "prune.dim: ", "valid integer (got True)", 1),
+    ("seed 2.0", put("grid.seeds", [2.0]), "grid.seeds.0: ", "valid integer (got 2.0)", 1),
+    # seeds within what torch generators and the int64 tables take
+    ("seed 2**64", put("grid.seeds", [2**64]), "grid.seeds.0: ",
+     "less than or equal to 9223372036854775807 (got 18446744073709551616)", 1),
+    ("seed 2**63", put("grid.seeds", [2**63]), "grid.seeds.0: ", "less than or equal to 9223372036854775807", 1),
+    ("group seed 2**64", put("consensus.0.seeds", [2**64]), "consensus.0.seeds.0: ", "less than or equal to", 1),
+    ("view seed 2**64", put("tasks.rot90.views", [{"permute_pixels": 2**64}]),
+     "tasks.rot90.views.0.permute_pixels: ", "less than or equal to 9223372036854775807", 1),
+    # huge values are shown cut short, never whole
+    ("100,000-character name", put("name", "-" + "x" * 100_000), "name: ", "(got '-xxxxxxxx", 1),
+    ("100,000-character task name", put("tasks", {"t" * 100_000: {"dataset": "mnist"}}), "tasks: ",
+     "task name 'tttttttttt", 1),
+    ("65-character experiment name", put("name", "n" * 65), "name: ", "String should match pattern", 1),
+    ("100,000-character unknown key", put("train." + "k" * 100_000, 1), "train.kkkkkkkkkk", "...: unknown key", 1),
+    ("100,000-character architecture key", put("resources", {"k" * 100_000: {"cpu": 1}}), "resources.kkkkkkkk",
+     "...: unknown architecture 'kkkk", 1),
+    *hostile_sweep_cases(),
 ]
 
 
@@ -170,7 +279,13 @@ def no_ray(monkeypatch):
 
 def write_sweep(tmp_path: Path, content) -> Path:
     path = tmp_path / "sweep.yaml"
-    if isinstance(content, str):
+    if isinstance(content, (Appended, bytes)):
+        text = yaml.safe_dump({**BASE, "storage": str(tmp_path / "store")})
+        if isinstance(content, bytes):
+            path.write_bytes(text.encode() + content)
+        else:
+            path.write_text(text + content)
+    elif isinstance(content, str):
         path.write_text(content)
     else:
         doc = copy.deepcopy({**BASE, "storage": str(tmp_path / "store")})
@@ -189,6 +304,7 @@ def expect_one_error(capsys, code: int, path, field: str, fragment: str, n_lines
     assert len(lines) == n_lines, lines
     assert all(line.startswith(f"{path}: ") for line in lines[1:]), lines
     assert len(set(lines)) == len(lines)
+    assert all(len(line) < len(f"error: {path}: ") + 300 for line in lines), "a huge value in full"
     return lines
 
 
@@ -219,6 +335,55 @@ def test_missing_sweep_file(tmp_path, capsys, no_ray):
     path = tmp_path / "nope.yaml"
     expect_one_error(capsys, sweep_main([str(path), "--dry-run"]), path, "cannot read sweep file",
                      "No such file")
+
+
+def test_sweep_file_that_is_a_folder(tmp_path, capsys, no_ray):
+    path = tmp_path / "sweep.yaml"
+    path.mkdir()
+    expect_one_error(capsys, sweep_main([str(path), "--dry-run"]), path, "cannot read sweep file", "directory")
+
+
+def test_aliases_within_bounds_still_load(tmp_path, capsys, no_ray):
+    """Anchors and aliases are fine YAML: only their expansion is bounded."""
+    text = yaml.safe_dump({**{k: v for k, v in BASE.items() if k != "consensus"}, "storage": str(tmp_path / "store")})
+    text += ("consensus:\n- name: pair\n  sources: &sources [mnist_subset, rot90]\n  targets: *sources\n"
+             "  thresholds: [all, 1]\n")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    assert sweep_main([str(path), "--dry-run"]) == 0
+    assert "bespoke trajectories: 2" in capsys.readouterr().out
+
+
+def test_yaml_bounds_are_where_they_say():
+    from ltray.yamlio import MAX_DEPTH, MAX_NODES, YAMLLimitError, load_yaml
+
+    assert load_yaml(nested(MAX_DEPTH)) is not None
+    with pytest.raises(YAMLLimitError, match="nested deeper than 64 levels"):
+        load_yaml(nested(MAX_DEPTH + 1))
+    with pytest.raises(YAMLLimitError) as info:  # refused at the 65th '[' of a 500,000-long line
+        load_yaml("[" * 500_000)
+    assert (info.value.problem_mark.line, info.value.problem_mark.column) == (0, MAX_DEPTH)
+    bomb = alias_bomb(levels=5, width=8)  # ~80,000 values in all once expanded: big, but within
+    assert len(load_yaml(bomb)["laughs"]) == 8 and MAX_NODES == 100_000
+    with pytest.raises(YAMLLimitError, match="more than 100,000 values"):
+        load_yaml(alias_bomb(levels=6, width=8))
+
+
+def test_message_never_expands_a_shared_value():
+    """A value built in Python (parse_sweep takes dicts) can be an alias bomb too: the message
+    about it is built from a few levels of it, not from its 9**30 strings."""
+    from ltray.errors import ConfigError
+    from ltray.sweep.load import parse_sweep
+
+    bomb = ["lol"] * 9
+    for _ in range(29):
+        bomb = [bomb] * 9
+    raw = copy.deepcopy(BASE)
+    raw["tasks"]["rot90"]["views"] = [bomb]
+    with pytest.raises(ConfigError) as info:
+        parse_sweep(raw, "s.yaml")
+    text = str(info.value)
+    assert text.startswith("s.yaml: tasks.rot90.views.0: expected one of") and len(text) < 400, text
 
 
 # ---- inputs found when a run starts: each must fail before Ray starts ---------------------------
@@ -465,10 +630,74 @@ def test_analysis_of_a_non_experiment(tmp_path, capsys):
     assert not (tmp_path / "report").exists()
 
 
+@pytest.mark.parametrize("name", list(HOSTILE_YAML))
+def test_hostile_cluster_file(name, tmp_path, capsys):
+    """The same bounded loader reads cluster files: each hostile part, appended to the shipped
+    cluster.yaml, gives one line naming the file, exit 2, and nothing written."""
+    from ltray.cluster.__main__ import main
+
+    content, field, fragment = HOSTILE_YAML[name]
+    shipped = (ROOT / "cluster.yaml").read_bytes()
+    if not shipped.endswith(b"\n"):
+        shipped += b"\n"
+    path = tmp_path / "cluster.yaml"
+    path.write_bytes(shipped + (content if isinstance(content, bytes) else content.encode()))
+    before = snapshot(tmp_path)
+    code = main(["check", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and err == "" and "Traceback" not in out
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0]) < len(str(path)) + 300, lines
+    assert lines[0].startswith(f"{path}: " + field.format(line=shipped.count(b"\n") + 1)), lines
+    assert fragment.replace("a sweep file", "a cluster file") in lines[0], lines
+    assert snapshot(tmp_path) == before
+
+
+@pytest.fixture
+def small_experiment(tmp_path):
+    """A folder analysis accepts (a plan and nothing else), so options alone decide the outcome."""
+    from analysis.__main__ import main
+
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    (folder / "plan.json").write_text('{"trajectories": [], "groups": []}')
+    (folder / "experiment.json").write_text(json.dumps({"format": FORMAT_VERSION}))
+    assert main([str(folder), "--out", str(tmp_path / "ok")]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--dpi", "100000"], "argument --dpi: must be between 10 and 600 dots per inch, got 100000"),
+    (["--dpi", "0"], "argument --dpi: must be between 10 and 600 dots per inch, got 0"),
+    (["--dpi", "-5"], "argument --dpi: must be between 10 and 600"),
+    (["--dpi", "1e9"], "argument --dpi: expected a whole number, got '1e9'"),
+    (["--reference", "x" * 100_000], "argument --reference: expected a technique name"),
+    (["--reference", "../../etc"], "argument --reference: expected a technique name"),
+    (["--out", "{tmp}/blocker"], "{tmp}/blocker: cannot write the report folder"),
+    (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+])
+def test_bad_analysis_option(options, message, small_experiment, capsys):
+    from analysis.__main__ import main
+
+    tmp = small_experiment.parent
+    (tmp / "blocker").write_text("a file, not a folder")
+    capsys.readouterr()
+    before = snapshot(tmp)
+    code = main([str(small_experiment), "--out", str(tmp / "report"), *[o.format(tmp=tmp) for o in options]])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.strip().splitlines() == [err.strip()] and len(err) < 300, err
+    assert err.startswith("error: ") and message.format(tmp=tmp) in err, err
+    assert snapshot(tmp) == before
+
+
 # ---- the real exit status, through a subprocess ---------------------------------------------------
 
 @pytest.mark.parametrize("content, extra, where, fragment", [
     ("name: [bad\n", ["--dry-run"], "{sweep}: YAML syntax error: line 2", "expected"),
+    # the real interpreter's recursion limit and memory: no RecursionError, no hang
+    (f"name: bad\nrounds: {nested(20_000)}\n", ["--dry-run"], "{sweep}: line 2", "nested deeper than 64"),
+    ("name: bad\n" + alias_bomb(), ["--dry-run"], "{sweep}: line ", "more than 100,000 values"),
     # a real run (no --dry-run) that is refused before Ray is even imported
     (put("resources.lenet.cpu", 64), ["--num-cpus", "2"], "{sweep}: resources.lenet.cpu: ", "cpu=64"),
 ])

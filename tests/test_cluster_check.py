@@ -193,14 +193,14 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path, capsys):
     bad.write_text("cluster_name: ltray\nprovider:\n  type: aws\n  region: [us-west-2\n")
     code, out = run_main(capsys, bad)
     assert code == 2 and len(out) == 1
-    assert out[0].startswith(f"{bad}:5:") and "invalid YAML" in out[0]
+    assert out[0].startswith(f"{bad}: YAML syntax error: line 5, column 1: ")
 
 
 def test_duplicate_key_is_an_error(tmp_path, capsys):
     dup = tmp_path / "dup.yaml"
     dup.write_text("cluster_name: a\nmax_workers: 2\nmax_workers: 3\n")
     code, out = run_main(capsys, dup)
-    assert code == 2 and out == [f"{dup}:3:1: invalid YAML: duplicate key 'max_workers'"]
+    assert code == 2 and out == [f"{dup}: YAML syntax error: line 3, column 1: duplicate key 'max_workers'"]
 
 
 @pytest.mark.parametrize("text, message", [("", "got NoneType"), ("- a\n", "got list")])
@@ -218,7 +218,7 @@ def test_missing_file_and_exit_code_via_subprocess(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2  # one good file does not hide a bad one
     last = result.stdout.strip().splitlines()[-1]
-    assert last == f"{missing}: cannot read: No such file or directory"
+    assert last == f"{missing}: cannot read cluster file (No such file or directory)"
     assert "cluster.yaml: OK (" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
 
 from ltray.cluster.nodes import head_type, key_path, mapping, node_commands
 from ltray.cluster.pins import PackagePins, package_pins, pin_rules, pin_summary
@@ -21,7 +18,7 @@ from ltray.cluster.rules import (gpu_summary, gpu_worker_rules, head_rules, idle
 from ltray.cluster.schema import ray_problems, schema_problems
 from ltray.cluster.storage import storage_rules
 from ltray.errors import ConfigError
-from ltray.yamlio import load_yaml
+from ltray.yamlio import load_yaml_file
 
 PLACEHOLDER = "REPLACE_ME"  # marks values the user must fill in (file system id, project id)
 
@@ -45,17 +42,7 @@ class CheckResult:
 
 def load_cluster_file(path: str | os.PathLike) -> dict:
     """The YAML mapping in `path`; ConfigError naming file and line on any load failure."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        config = load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: invalid YAML: {what}") from None
+    config = load_yaml_file(path, "cluster file")  # bounded: size, depth, alias expansion
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of cluster settings, got "
                           f"{type(config).__name__}")

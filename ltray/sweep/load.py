@@ -8,30 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from ltray.config import DataConfig, TaskSpec
-from ltray.errors import ConfigError, unknown_key_message
+from ltray.errors import ConfigError, clip, short_repr, unknown_key_message
 from ltray.sweep.pydantic_errors import format_validation_error
 from ltray.sweep.spec import SweepConfig
-from ltray.yamlio import load_yaml
+from ltray.yamlio import load_yaml_file
 
 
 def load_sweep(path: str | Path, overrides: dict | None = None) -> SweepConfig:
     """Parse and fully validate a sweep file; `overrides` replace top-level keys (CLI flags)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read sweep file ({getattr(e, 'strerror', None) or e})") from None
-    try:
-        raw = load_yaml(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}: YAML syntax error: {where}{problem}") from None
+    raw = load_yaml_file(path, "sweep file")  # bounded: size, depth, alias expansion
     if raw is None:
         raise ConfigError(f"{path}: the sweep file is empty")
     if not isinstance(raw, dict):
@@ -78,7 +67,8 @@ def check_semantics(cfg: SweepConfig) -> list[str]:
             problems.append(f"grid.techniques.{i}: {unknown_key_message('technique', t, TECHNIQUES)}")
     for name in cfg.resources:
         if name != "default" and name not in MODELS:
-            problems.append(f"resources.{name}: {unknown_key_message('architecture', name, set(MODELS) | {'default'})}")
+            problems.append(f"resources.{clip(name)}: "
+                            f"{unknown_key_message('architecture', name, set(MODELS) | {'default'})}")
     problems += _check_image_sizes(cfg)
     if problems:
         return problems  # group checks need valid names
@@ -93,7 +83,7 @@ def _check_image_sizes(cfg: SweepConfig) -> list[str]:
     out = []
     for arch, size in cfg.image_sizes.items():
         if arch not in MODELS:
-            out.append(f"image_sizes.{arch}: {unknown_key_message('architecture', arch, MODELS)}")
+            out.append(f"image_sizes.{clip(arch)}: {unknown_key_message('architecture', arch, MODELS)}")
         elif size < MODELS[arch].min_image_size:
             out.append(f"image_sizes.{arch}: {size} px is below {arch}'s minimum of {MODELS[arch].min_image_size} px")
     for arch in cfg.grid.archs:
@@ -114,9 +104,10 @@ def _check_group(cfg: SweepConfig, group, where: str) -> list[str]:
     problems = []
     for i, s in enumerate(group.sources):
         if s not in cfg.grid.tasks:
-            problems.append(f"{where}.sources.{i}: source task {s!r} is not in grid.tasks, so it has no trajectory")
+            problems.append(f"{where}.sources.{i}: source task {short_repr(s)} is not in grid.tasks, "
+                            "so it has no trajectory")
     if group.technique not in cfg.grid.techniques:
-        problems.append(f"{where}.technique: {group.technique!r} is not in grid.techniques")
+        problems.append(f"{where}.technique: {short_repr(group.technique)} is not in grid.techniques")
     for i, r in enumerate(group.source_rounds):
         if r >= cfg.rounds:
             problems.append(f"{where}.source_rounds.{i}: round {r} does not exist with rounds={cfg.rounds} "
@@ -131,7 +122,7 @@ def _check_group(cfg: SweepConfig, group, where: str) -> list[str]:
     for field, values, pool in (("archs", group.archs, cfg.grid.archs), ("seeds", group.seeds, cfg.grid.seeds)):
         for i, v in enumerate(values or []):
             if v not in pool:
-                problems.append(f"{where}.{field}.{i}: {v!r} is not in grid.{field}")
+                problems.append(f"{where}.{field}.{i}: {short_repr(v)} is not in grid.{field}")
     known_tasks = set(cfg.tasks) | _datasets()
     for i, t in enumerate(group.target_tasks):
         if t not in known_tasks:
@@ -148,8 +139,8 @@ def _check_group(cfg: SweepConfig, group, where: str) -> list[str]:
     for i, t in enumerate(group.target_tasks):
         c = num_classes(cfg.task(t), cfg.data)
         if c != n_src and group.output_rule == "error":
-            problems.append(f"{where}.targets.{i}: target {t!r} has {c} classes but the sources have {n_src}; "
-                            "set output_rule to 'dense' or 'columns' to say how its output layer is masked")
+            problems.append(f"{where}.targets.{i}: target {short_repr(t)} has {c} classes but the sources have "
+                            f"{n_src}; set output_rule to 'dense' or 'columns' to say how its output layer is masked")
     return problems
 
 

@@ -103,7 +103,7 @@ def _rewrite_trial(storage: Storage, trial_id: str, ids: dict[str, str], plan: P
             continue
         try:
             doc = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # a damaged file: the resume's verification deals with it
         if isinstance(doc, dict):
             doc["trial_id"] = trial_id
@@ -136,7 +136,7 @@ def _convert_journal(storage: Storage, ids: dict[str, str]) -> None:
     for line in data.decode("utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # a line torn by a crash: its mask is sent again by the resumed driver
         if not isinstance(rec, dict) or rec.get("trial") not in ids:
             continue

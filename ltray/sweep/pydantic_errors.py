@@ -15,6 +15,8 @@ import typing
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ltray.errors import clip, short_repr
+
 
 def format_validation_error(e: ValidationError, source: str, raw, model: type[BaseModel]) -> str:
     """`source: a.b.0.c: message` lines, without duplicates, for `raw` validated as `model`.
@@ -74,14 +76,14 @@ def _value_at(raw, path: tuple):
 
 def _line(path: tuple, message: str) -> str:
     path = path[:-1] if path and path[-1] == "[key]" else path
-    return f"{'.'.join(str(p) for p in path) or '(top level)'}: {message}"
+    return f"{'.'.join(clip(p) for p in path) or '(top level)'}: {message}"
 
 
 def _message(err: dict, model: type[BaseModel], path: tuple) -> str:
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
         known = _fields_at(model, path[:-1])
-        close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.7)
+        close = difflib.get_close_matches(clip(path[-1]), known, n=1, cutoff=0.7)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known))}"
         return f"unknown key ({hint})" if known else "unknown key"
     if kind == "missing":
@@ -191,5 +193,4 @@ def _is_scalar(value) -> bool:
 
 
 def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)  # never a repr of the whole value: it may be huge

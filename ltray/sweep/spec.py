@@ -8,21 +8,24 @@ so a typo fails in the first second rather than after a night of compute.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ltray.config import DataConfig, Frozen, PruneConfig, TaskSpec, TrainConfig
+from ltray.config import DataConfig, Frozen, Int, Number, PruneConfig, Seed, TaskSpec, TrainConfig
+from ltray.errors import short_repr
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # at most 64: names end up in file names
 
 
 def _no_duplicates(v):
     """A repeated entry would plan the same trial or group twice."""
-    dupes = sorted({str(x) for x in v or () if v.count(x) > 1})
+    dupes = sorted(str(x) for x, n in Counter(v or ()).items() if n > 1)  # linear: lists may be long
     if dupes:
-        raise ValueError(f"duplicate entries: {', '.join(dupes)}")
+        shown = [d if len(d) <= 40 else d[:37] + "..." for d in dupes[:5]]
+        raise ValueError(f"duplicate entries: {', '.join(shown)}{', ...' if len(dupes) > 5 else ''}")
     return v
 
 
@@ -32,7 +35,7 @@ class Grid(Frozen):
     tasks: list[str] = Field(min_length=1)
     archs: list[str] = Field(min_length=1)
     techniques: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1)
 
     @field_validator("tasks", "archs", "techniques", "seeds")
     @classmethod
@@ -50,8 +53,8 @@ class Grid(Frozen):
 class Resources(Frozen):
     """What one trial of an architecture asks the scheduler for."""
 
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
+    cpu: Number = Field(1.0, gt=0)
+    gpu: Number = Field(0.0, ge=0)
 
     @field_validator("gpu")
     @classmethod
@@ -78,12 +81,12 @@ class ConsensusGroup(Frozen):
     name: str = Field(pattern=NAME_PATTERN)
     sources: list[str] = Field(min_length=2)
     technique: str = "global_unstructured"
-    source_rounds: list[int] = Field([2], min_length=1)
+    source_rounds: list[Int] = Field([2], min_length=1)
     # votes needed to keep a weight: 'all' = intersection of the N source masks, or an int k <= N
-    thresholds: list[int | Literal["all"]] = Field(["all"], min_length=1)
+    thresholds: list[Int | Literal["all"]] = Field(["all"], min_length=1)
     targets: list[str] | None = None  # default: the sources; others are held-out targets
     archs: list[str] | None = None  # default: every architecture of the grid
-    seeds: list[int] | None = None  # default: every seed of the grid
+    seeds: list[Seed] | None = None  # default: every seed of the grid
     baselines: Baselines = Baselines()
     leave_one_out: bool = False  # also train each source target on the consensus of the others
     output_rule: Literal["error", "dense", "columns"] = "error"
@@ -124,31 +127,31 @@ class SweepConfig(Frozen):
     download: bool = False  # fetch missing torchvision datasets into data_root
     tasks: dict[str, TaskSpec] = {}  # named task views; a dataset name is a task by itself
     grid: Grid
-    rounds: int = Field(ge=1)  # trained rounds per trajectory, including the dense round 0
+    rounds: Int = Field(ge=1)  # trained rounds per trajectory, including the dense round 0
     train: TrainConfig = TrainConfig()
     prune: PruneConfig = PruneConfig()
     data: DataConfig = DataConfig()
     # input side per architecture (pixels), overriding data.image_size and the architecture's default
     # (torchvision models: 224), e.g. {alexnet: 64, resnet18: 32} for quick runs
-    image_sizes: dict[str, int] = {}
+    image_sizes: dict[str, Int] = {}
     resources: dict[str, Resources] = {"default": Resources()}  # per architecture, or 'default'
-    max_concurrent: int = Field(16, ge=1)  # trials running or pending at once
-    max_failures: int = Field(3, ge=0)  # retries of a failed trial, from its last finished round
+    max_concurrent: Int = Field(16, ge=1)  # trials running or pending at once
+    max_failures: Int = Field(3, ge=0)  # retries of a failed trial, from its last finished round
     consensus: list[ConsensusGroup] = []
 
     @field_validator("tasks")
     @classmethod
     def _task_names(cls, v):
         for name in v:
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(f"task name {name!r} may only use letters, digits, '_', '.', '-'")
+            if not re.fullmatch(NAME_PATTERN, name):  # re.match would allow a trailing newline
+                raise ValueError(f"task name {short_repr(name)} may only use letters, digits, '_', '.', '-' "
+                                 "(at most 64 characters)")
         return v
 
     @field_validator("consensus")
     @classmethod
     def _consensus_names_unique(cls, v):
-        names = [g.name for g in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, k in Counter(g.name for g in v).items() if k > 1)
         if dupes:
             raise ValueError(f"consensus group names must be unique: {', '.join(dupes)}")
         return v
