@@ -53,7 +53,9 @@ def run_sweep_here(plan, resume: bool = False, **kw) -> Path:
     location = experiment_location(plan.sweep.name, plan.sweep.storage)
     storage = open_storage(location.experiment)
     open_experiment(plan, storage, resume)
-    run_sweep(plan, storage, resume=resume, verbose=0, **kw)
+    kw.setdefault("address", "local")  # never a cluster that `ray start` left on this machine
+    result = run_sweep(plan, storage, resume=resume, verbose=0, **kw)
+    assert not result.problems, result.problems
     return Path(location.experiment)
 
 
@@ -62,11 +64,11 @@ def short_tmpdir(prefix: str) -> str:
     return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
 
 
-def start_local_ray(num_cpus: int = 2):
+def start_local_ray(num_cpus: int = 2, num_gpus: int = 0):
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, namespace="ltray",
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, namespace="ltray",
              _temp_dir=short_tmpdir("ltt-"), logging_level="WARNING", log_to_driver=False)
 
 
@@ -82,6 +84,18 @@ def source_masks(exp: Path, plan, group) -> dict[str, dict]:
 def vote_consensus(masks: list[dict], k: int) -> dict:
     """Independent oracle: keep a weight when at least k masks keep it."""
     return {n: np.sum([m[n] for m in masks], axis=0) >= k for n in masks[0]}
+
+
+def assert_complete_and_unique(exp: Path, plan) -> pd.DataFrame:
+    """Every round of every trajectory and every follow-up, each exactly once."""
+    rounds = rounds_table(exp)
+    assert not rounds.duplicated(["trial_id", "round"]).any()
+    for t in plan.trajectories:
+        assert sorted(rounds[rounds.trial_id == t.trial_id]["round"]) == list(range(plan.sweep.rounds))
+    followups = rounds[rounds.kind != "bespoke"]
+    assert len(followups) == plan.max_followups()
+    assert followups.trial_id.is_unique
+    return rounds
 
 
 def tune_trial_dirs(exp: Path) -> list[str]:

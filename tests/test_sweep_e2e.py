@@ -3,6 +3,8 @@ files on disk show every round, exact consensus masks, and every follow-up launc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from ltray.experiment.schemas import CONSENSUS, ROUNDS, SIMILARITY
 from ltray.masks import count_kept, load_mask, sparsity
 from ltray.sweep.plan import build_plan, group_followups
-from tests.sweep_helpers import (rounds_table, run_sweep_here, source_masks, start_local_ray, tiny_sweep,
+from tests.sweep_helpers import (TINY_SWEEP, rounds_table, run_sweep_here, source_masks, start_local_ray, tiny_sweep,
                                  tune_trial_dirs, vote_consensus)
 
 pytestmark = pytest.mark.ray
@@ -122,3 +124,99 @@ def test_status_reads_the_finished_experiment(finished, capsys):
     assert main([str(exp)]) == 0
     out = capsys.readouterr().out
     assert f"{len(plan.trajectories)}/{len(plan.trajectories)}" in out
+
+
+def test_damage_is_listed_then_repaired_by_resume(finished, tmp_path, capsys):
+    """Each kind of damage in one folder: `status --verify` lists it, --resume repairs it, and the
+    result equals the undamaged experiment (masks bit-identical, every table row once)."""
+    import shutil
+
+    from ltray.experiment import layout
+    from ltray.experiment.journal import encode_record
+    from ltray.status import main as status_main
+
+    exp, plan = finished
+    copy = tmp_path / "tiny"
+    shutil.copytree(exp, copy, ignore=shutil.ignore_patterns("tune", "report"))
+    (group,) = plan.groups
+    sources = list(group.sources.values())
+    others = [t.trial_id for t in plan.trajectories if t.trial_id not in sources]
+    followups = sorted(p.name for p in (copy / "trials").iterdir() if not p.name.startswith("bespoke-"))
+    last = plan.sweep.rounds - 1
+
+    def flip(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x40
+        path.write_bytes(bytes(data))
+
+    damage = {
+        layout.trajectory_mask(others[0], last): "checksum mismatch",  # not a consensus source
+        layout.ticket_mask(followups[0]): "checksum mismatch",
+        layout.trajectory_mask(sources[0], last): "mask file not found",
+        layout.trajectory_mask(sources[1], group.source_round): "checksum mismatch",  # truncated source
+        layout.trial_file(followups[1], layout.TRIAL_RESULTS): "not valid JSON",
+        group.consensus_path(group.thresholds[0]): "checksum mismatch",
+        "rounds.csv": "not a readable rounds table",
+    }
+    flip(copy / layout.trajectory_mask(others[0], last))
+    flip(copy / layout.ticket_mask(followups[0]))
+    (copy / layout.trajectory_mask(sources[0], last)).unlink()
+    source = copy / layout.trajectory_mask(sources[1], group.source_round)
+    source.write_bytes(source.read_bytes()[:-9])
+    (copy / layout.trial_file(followups[1], layout.TRIAL_RESULTS)).write_text('{"trial_id": "x", "rou')
+    flip(copy / group.consensus_path(group.thresholds[0]))
+    for name in ("rounds.csv", "rounds.parquet"):
+        (copy / name).write_bytes(b"\x00garbage\n")
+    journal = copy / layout.JOURNAL
+    (segment,) = sorted(journal.iterdir())  # the finished run compacted its journal into one segment
+    lines = segment.read_text().splitlines()
+    segment.write_text("\n".join(["{garbled"] + lines[1:]) + "\n")  # its first record is lost
+    (journal / "r0000009999.json").write_text(encode_record(9999, {"trial": sources[0], "round": 0}) + "\n")
+
+    capsys.readouterr()
+    assert status_main(["--verify", str(copy)]) == 1
+    listed = capsys.readouterr().out
+    for path, problem in damage.items():
+        line = next((ln for ln in listed.splitlines() if f"  {path}:" in ln), None)
+        assert line is not None and problem in line, (path, listed)
+    assert "retrains" in listed and "trains" in listed and "rebuilds" in listed and "actor/journal" in listed
+
+    resumed = build_plan(tiny_sweep(tmp_path))
+    assert run_sweep_here(resumed, resume=True) == copy
+    assert status_main(["--verify", str(copy)]) == 0
+    for folder in ("masks", "consensus"):
+        for path in sorted((exp / folder).rglob("*.ltmask")):
+            rel = path.relative_to(exp)
+            assert (copy / rel).read_bytes() == path.read_bytes(), rel  # retrained bit for bit
+    metrics = ["trial_id", "round", "kind", "sparsity", "effective_sparsity", "train_loss", "val_acc", "test_acc"]
+    key = ["trial_id", "round"]
+    for table, columns in (("rounds.csv", metrics), ("consensus.csv", None), ("similarity.csv", None)):
+        a, b = pd.read_csv(exp / table), pd.read_csv(copy / table)
+        columns = columns or list(a.columns)
+        a = a[columns].sort_values(columns).reset_index(drop=True)
+        b = b[columns].sort_values(columns).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, obj=table)
+    assert not pd.read_csv(copy / "similarity.csv").duplicated(
+        ["trial_a", "trial_b", "round", "layer"]).any()
+    assert not pd.read_csv(copy / "rounds.csv").duplicated(key).any()
+
+
+def test_a_gpu_share_without_usable_cuda_fails_with_one_line(finished, tmp_path, capsys):
+    """A trial that holds a GPU share on a node where torch cannot use CUDA fails (instead of
+    training on the CPU), and the run says why in one line; nothing is trained."""
+    import yaml
+
+    from ltray.sweep.__main__ import main
+
+    sweep = {k: v for k, v in TINY_SWEEP.items() if k != "consensus"}
+    sweep.update(name="gpu", storage=str(tmp_path), rounds=1, max_failures=0,
+                 grid={**TINY_SWEEP["grid"], "tasks": ["plain"], "techniques": ["global_unstructured"]},
+                 resources={"lenet": {"cpu": 1, "gpu": 0.5}})
+    path = tmp_path / "gpu.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    capsys.readouterr()
+    assert main([str(path), "-q", "--address", "local", "--num-gpus", "1"]) == 1  # a GPU resource, no CUDA
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 trial(s) failed" in err[0], err
+    assert "holds gpu=0.5 but torch cannot use CUDA" in err[0] and "needs an NVIDIA driver >=" in err[0], err
+    assert not list((tmp_path / "gpu" / "masks").rglob("*.ltmask"))

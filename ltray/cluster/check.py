@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ltray.cluster.images import image_warnings
 from ltray.cluster.nodes import head_type, key_path, mapping, node_commands
 from ltray.cluster.pins import PackagePins, package_pins, pin_rules, pin_summary
 from ltray.cluster.problems import Problem, unique
@@ -71,7 +72,7 @@ def check_config(config: dict, pins: PackagePins | None = None) -> CheckResult:
     reported = {p.path for p in own}
     # ltray's message is the clearer one where both flag the same key
     problems = unique(own + [p for p in schema_problems(config) if p.path not in reported])
-    warnings = placeholder_warnings(config) + idle_gpu_warnings(config)
+    warnings = placeholder_warnings(config) + idle_gpu_warnings(config) + image_warnings(config)
     if not pins.pins:
         warnings.append(Problem("setup_commands", "ltray's version pins not found; version "
                                 "rule skipped"))

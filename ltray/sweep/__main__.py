@@ -118,6 +118,18 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:  # noqa: BLE001 - Ray's and the system's failures: say what failed, no advice
+        if not (isinstance(e, OSError) or _is_ray_error(e)):
+            raise  # a bug in ltray: its traceback is what a report needs
+        text = " ".join(str(e).split())[:300]
+        print(f"error: the run stopped: {type(e).__name__}: {text}; the experiment folder is whole: fix the "
+              "cause and continue with --resume", file=sys.stderr)
+        return 1
+
+
+def _is_ray_error(e: BaseException) -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and isinstance(e, (ray.exceptions.RayError,))
 
 
 def finish(storage, result) -> int:

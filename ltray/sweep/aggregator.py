@@ -4,8 +4,9 @@ It receives mask paths as rounds finish, keeps vote counts per consensus group a
 similarities (`similarity.py`), writes each group's consensus masks once its sources are all in,
 and knows which follow-up trials are ready. Its state is a journal in the experiment folder
 (ltray.experiment.journal): a restarted aggregator replays it and loses nothing; adding the same
-mask twice changes nothing. A damaged mask or journal record is reported in `problems` (and the
-mask left unregistered, so a resume that repairs it sends it again), never raised at the caller.
+mask twice changes nothing. A damaged mask is reported in `problems` and left unregistered until a
+repaired copy is sent again; a damaged journal record is skipped (in `notes`: the driver sends
+every mask again). Neither is raised at the caller.
 
 Costs per mask stay flat as the plan grows: masks stay packed (1 bit per weight), similarity
 partners come from an index, and a group's follow-up configs are rebuilt only when one of its
@@ -17,17 +18,15 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from ltray.consensus import equivalent_rounds, random_ticket_like
 from ltray.errors import MaskFileError
 from ltray.experiment import layout
 from ltray.experiment.journal import Journal
 from ltray.experiment.schemas import CONSENSUS, SIMILARITY
 from ltray.experiment.storage import Storage
 from ltray.experiment.tables import write_table
-from ltray.masks.format import mask_to_bytes
 from ltray.masks.packed import PackedMask
 from ltray.masks.votes import VoteCounts
-from ltray.seeding import derive_seed
+from ltray.sweep.consensus_files import write_group_consensus
 from ltray.sweep.mask_cache import MaskCache
 from ltray.sweep.plan import GroupInstance, Plan, group_followups
 from ltray.sweep.similarity import SimilarityIndex, journal_entries, replayed_pairs
@@ -54,7 +53,8 @@ class ConsensusAggregator:
         self.voted: dict[str, set[str]] = defaultdict(set)
         self.complete: dict[str, dict[int, float]] = {}  # group -> threshold -> consensus sparsity
         self.consensus_rows: list[dict] = []
-        self.problems: list[str] = []  # damaged masks and records, one line each
+        self.damaged: dict[tuple[str, int], str] = {}  # masks that could not be read, until one is
+        self.notes: list[str] = []  # damaged journal records (their masks are sent again)
         self._followups: dict[str, tuple[tuple, list[dict]]] = {}  # group -> (sources' round counts, configs)
         self._flushed_pairs = -1
         self._last_write, self._write_seconds = float("-inf"), 0.0
@@ -70,7 +70,7 @@ class ConsensusAggregator:
             self._check_layout(trial_id, round_, mask)
             pairs = self.similarity.compare(trial_id, round_, mask, self._partner)
         except MaskFileError as e:
-            self._problem(f"{e}; its trial's round {round_} must be retrained (run --resume)")
+            self.damaged[(trial_id, round_)] = f"{e}; its trial's round {round_} must be retrained (run --resume)"
             return []
         record = {"trial": trial_id, "round": round_, "path": mask_path, "sparsity": mask.sparsity()}
         if pairs:
@@ -83,6 +83,7 @@ class ConsensusAggregator:
         return self.masks.get(self.paths[(trial_id, round_)])
 
     def _register(self, trial_id, round_, path, spars, pairs) -> None:
+        self.damaged.pop((trial_id, round_), None)
         self.paths[(trial_id, round_)] = path
         self.rounds[trial_id][round_] = spars
         self.similarity.register(trial_id, round_, pairs)
@@ -107,39 +108,17 @@ class ConsensusAggregator:
         return done
 
     def _write_consensus(self, g: GroupInstance) -> None:
-        counts, rows, result = self.votes[g.group_id], [], {}
-        for k in g.thresholds:
-            mask = PackedMask(counts.layout, counts.consensus_packed(k))
-            self._save(g.consensus_path(k), mask, {"group": g.group_id, "threshold": k})
-            if g.random_baseline:
-                rnd = random_ticket_like(mask.unpack(), derive_seed(g.seed, g.group_id, k))
-                self._save(g.random_path(k), rnd, {"group": g.group_id, "random_of": k})
-            result[k] = mask.sparsity()
-            rows.append(self._consensus_row(g, k, "", result[k], g.consensus_path(k)))
-        for k in g.loo_thresholds:
-            for task, tid in g.sources.items():
-                if task in g.targets:
-                    own = self.masks.get(self.paths[(tid, g.source_round)])
-                    mask = PackedMask(counts.layout, counts.leave_one_out_packed(own.bits, k))
-                    self._save(g.loo_path(k, task), mask, {"group": g.group_id, "leave_out": task})
-                    rows.append(self._consensus_row(g, k, task, mask.sparsity(), g.loo_path(k, task)))
+        own = lambda tid: self.masks.get(self.paths[(tid, g.source_round)]).bits  # noqa: E731
+        result, rows = write_group_consensus(self.storage, g, self.votes[g.group_id], own,
+                                             self.plan.sweep.prune.fraction)
         self.complete[g.group_id] = result
         self.consensus_rows = [r for r in self.consensus_rows if r["group"] != g.group_id] + rows
         write_table(self.storage, CONSENSUS, self.consensus_rows)
 
-    def _save(self, rel: str, mask, meta: dict) -> None:
-        self.storage.write_bytes(rel, mask_to_bytes(mask, meta, self.storage.describe(rel)))
-
-    def _consensus_row(self, g: GroupInstance, k: int, leave_out: str, spars: float, path: str) -> dict:
-        n = len(g.sources) - bool(leave_out)
-        return {"group": g.group_id, "name": g.name, "arch": g.arch, "seed": g.seed, "technique": g.technique,
-                "source_round": g.source_round, "threshold": k, "leave_out": leave_out, "n_sources": n,
-                "sources": ";".join(s for s in g.sources if s != leave_out), "sparsity": spars,
-                "equivalent_rounds": equivalent_rounds(spars, self.plan.sweep.prune.fraction), "mask_path": path}
-
-    def _problem(self, text: str) -> None:
-        if text not in self.problems:
-            self.problems.append(text)
+    @property
+    def problems(self) -> list[str]:
+        """Masks that are still unreadable: their groups cannot complete until they are retrained."""
+        return sorted(self.damaged.values())
 
     # ---- queries -----------------------------------------------------------------------------
     def ready_followups(self) -> list[dict]:
@@ -158,7 +137,7 @@ class ConsensusAggregator:
     def status(self) -> dict:
         return {"masks": len(self.paths), "groups_complete": len(self.complete), "groups": len(self.groups),
                 "consensus_sparsity": {g: min(s.values()) for g, s in self.complete.items() if s},
-                "problems": list(self.problems)}
+                "problems": self.problems, "notes": list(self.notes)}
 
     def flush(self) -> None:
         """Write the similarity table (when pairs were added since) and compact the journal."""
@@ -181,14 +160,13 @@ class ConsensusAggregator:
     # ---- persistence ---------------------------------------------------------------------------
     def _replay(self) -> None:
         replay = self.journal.replay()
-        for problem in replay.problems:
-            self._problem(f"{problem} (its mask is sent again by the driver)")
+        self.notes += [f"{problem} (its mask is sent again by the driver)" for problem in replay.problems]
         for rec in replay.records:
             try:
                 trial, round_, path, spars = rec["trial"], int(rec["round"]), str(rec["path"]), float(rec["sparsity"])
                 pairs = replayed_pairs(self.similarity, trial, round_, rec)
             except (KeyError, TypeError, ValueError, IndexError):
-                self._problem(f"{self.storage.describe(layout.JOURNAL)}: a record lacks its fields; skipped")
+                self.notes.append(f"{self.storage.describe(layout.JOURNAL)}: a record lacks its fields; skipped")
                 continue
             if (trial, round_) in self.paths or trial not in self.labels:
                 continue
@@ -197,7 +175,7 @@ class ConsensusAggregator:
                 try:
                     mask = self.masks.get(path)
                 except MaskFileError as e:
-                    self._problem(f"{e}; its trial's round {round_} must be retrained (run --resume)")
+                    self.damaged[(trial, round_)] = f"{e}; its trial's round {round_} must be retrained (run --resume)"
                     continue
             self._register(trial, round_, path, spars, pairs)
             if mask is not None:

@@ -3,6 +3,7 @@ tensors) to the consensus actor. Every step is idempotent, so replays after a re
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -26,6 +27,19 @@ def error_line(error_msg: str) -> str:
         return lines[-1]
     name, message = m.groups()
     return message if name.startswith("ltray.") else f"{name.rsplit('.', 1)[-1]}: {message}"
+
+
+def _error_text(trial) -> str:
+    """The trial's last error as Tune recorded it (a traceback, in the driver's staging copy of
+    the trial's folder; synced to storage later), or ''."""
+    try:
+        path = trial.error_file
+        if path and os.path.exists(path):
+            with open(path, errors="replace") as f:
+                return f.read()
+        return trial.get_error() or ""
+    except Exception:  # noqa: BLE001 - unreadable: the error stays in Tune's own files
+        return ""
 
 
 class ResultsCallback(tune.Callback):
@@ -59,14 +73,14 @@ class ResultsCallback(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         trial_id = trial.config.get("trial_id")
         if trial_id:
-            message = error_line(getattr(trial, "error_msg", "") or "")
+            message = error_line(_error_text(trial))
             TrialRecord(self.storage, trial_id).mark_error(message)
             if self.on_event is not None:
                 self.on_event("failed", trial.config, message)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         if self.on_event is not None and "trial_id" in trial.config:
-            self.on_event("retried", trial.config, error_line(getattr(trial, "error_msg", "") or ""))
+            self.on_event("retried", trial.config, error_line(_error_text(trial)))
 
     def on_step_end(self, iteration, trials, **info):
         self.table.flush()

@@ -5,10 +5,13 @@ the lease records how it ended, and a Ray this process started is shut down."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 
 import ray
@@ -49,7 +52,7 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
         reporter.lease = lease
     main_thread = threading.main_thread().ident
     lease.start_heartbeat(on_lost=lambda: signal.pthread_kill(main_thread, signal.SIGINT))
-    state, actor, started_ray = FAILED, None, False
+    state, actor, started_ray = FAILED, None, None
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         started_ray = _connect(address, num_cpus, num_gpus, dashboard)
@@ -77,8 +80,21 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
         if actor is not None:
             _kill(actor)
         lease.release(state)
-        if started_ray:
-            ray.shutdown()
+        if started_ray is not None:
+            _shutdown(started_ray)
+
+
+def _shutdown(temp_dir: str) -> None:
+    """Stop the Ray this process started; a private local Ray's temp dir goes with it."""
+    import shutil
+
+    ray.shutdown()
+    if temp_dir:
+        for _ in range(5):  # Ray's processes may still be writing their last logs
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            if not os.path.exists(temp_dir):
+                break
+            time.sleep(0.5)
 
 
 def _raise_terminated(signum, frame):
@@ -110,7 +126,25 @@ def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str]
             verbose=verbose,
         ),
     )
-    tuner.fit()
+    with _quiet_tune(reporter is not None):
+        tuner.fit()
+
+
+@contextlib.contextmanager
+def _quiet_tune(quiet: bool):
+    """With ltray's reporter, Tune's own log lines (a failed trial's traceback, 'Trials did not
+    complete') stay out of the console: the reporter says each failure in one line, and
+    trials/<id>/error.json and Tune's files keep the traceback. -v brings them back."""
+    loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train", "ray.air")]
+    levels = [log.level for log in loggers]
+    if quiet:
+        for log in loggers:
+            log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
 
 
 def _tune_storage(storage: Storage) -> dict:
@@ -167,21 +201,22 @@ def _kill(actor) -> None:
         pass
 
 
-def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> bool:
-    """Join a cluster, else start a private local Ray; return whether this process started Ray.
+def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> str | None:
+    """Join a cluster, else start a private local Ray; return None when Ray was already up, else
+    the temp dir of the private Ray this process started ("" for a joined cluster).
 
     The cluster is ADDR, else $RAY_ADDRESS (set by `ray job submit`), else one started with
     `ray start` on this machine. ADDR 'local' always starts a private local Ray: its own temp dir,
     services on 127.0.0.1 only, and no dashboard unless asked.
     """
     if ray.is_initialized():
-        return False
+        return None
     address = address or os.environ.get("RAY_ADDRESS") or _cluster_on_this_machine()
     if address and address != "local":
         from ltray.sweep.connect import join_cluster
 
         join_cluster(address, NAMESPACE)
-        return True
+        return ""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     _loopback_only()
     temp_dir = tempfile.mkdtemp(prefix="ltray-ray-", dir=os.environ.get("LTRAY_RAY_TMPDIR", "/tmp"))
@@ -192,7 +227,7 @@ def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> bool:
     except Exception as e:  # noqa: BLE001 - Ray raises many types for a failed start
         raise ExperimentError(f"could not start a local Ray in {temp_dir}: {e}; the experiment folder "
                               "exists now, so retry with --resume") from None
-    return True
+    return temp_dir
 
 
 def _cluster_on_this_machine() -> str | None:

@@ -1,0 +1,107 @@
+"""Drivers as a user meets them: while a sweep runs, a second driver (fresh or --resume) is refused
+with one line; SIGTERM and Ctrl-C stop it cleanly (one line, exit 143 / 130, no traceback, no
+Tune advice, its local Ray and temp dir gone); `ltray.status` says interrupted; a --resume
+finishes the sweep with every round and follow-up exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ltray.sweep.plan import build_plan
+from tests.sweep_helpers import TINY_SWEEP, assert_complete_and_unique, short_tmpdir, tiny_sweep
+
+pytestmark = pytest.mark.ray
+ROOT = Path(__file__).resolve().parents[1]
+SWEEP = {**TINY_SWEEP, "rounds": 4, "train": {**TINY_SWEEP["train"], "epochs": 2}}
+
+
+def _driver(cmd, env) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(exp: Path, done: int, driver: subprocess.Popen, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(list(exp.glob("trials/*/done.json"))) < done:
+        assert driver.poll() is None, driver.communicate()
+        assert time.monotonic() < deadline, "the sweep made no progress"
+        time.sleep(0.3)
+
+
+def _stopped(driver: subprocess.Popen, sig: int, tmp_parent: str) -> tuple[int, str, str]:
+    driver.send_signal(sig)  # the driver alone, as a terminal or `kill` would
+    out, err = driver.communicate(timeout=120)
+    time.sleep(2)
+    try:  # the local Ray it started went down with it
+        os.killpg(driver.pid, 0)
+        left = True
+    except ProcessLookupError:
+        left = False
+    assert not left, "processes of the stopped driver's session are still running"
+    assert not [p for p in os.listdir(tmp_parent) if p.startswith("ltray-ray-")], "temp dir left behind"
+    return driver.returncode, out, err
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err[-3000:]
+    assert "Traceback" not in err and "Tuner.restore" not in err
+    return lines[0]
+
+
+def test_concurrent_drivers_signals_and_resume(tmp_path):
+    from ltray.experiment.progress import experiment_progress
+    from ltray.experiment.storage import LocalStorage
+
+    sweep_file = tmp_path / "tiny.yaml"
+    sweep_file.write_text(yaml.safe_dump({**SWEEP, "storage": str(tmp_path / "exp")}))
+    exp = tmp_path / "exp" / "tiny"
+    plan = build_plan(tiny_sweep(tmp_path / "exp", rounds=SWEEP["rounds"], train=SWEEP["train"]))
+    cmd = [sys.executable, "-m", "ltray.sweep", str(sweep_file), "--address", "local", "--progress-interval", "5"]
+
+    def env():
+        parent = short_tmpdir("lts-")
+        return {**os.environ, "LTRAY_RAY_TMPDIR": parent, "RAY_AUTH_MODE": "disabled"}, parent
+
+    first_env, first_tmp = env()
+    first = _driver(cmd, first_env)
+    try:
+        _wait_for(exp, 1, first)
+        for extra, fragment in (["--resume"], "being run by another driver"), ([], "already exists"):
+            second = subprocess.run(cmd + extra, cwd=ROOT, env=env()[0], capture_output=True, text=True,
+                                    timeout=120)
+            assert second.returncode == 2 and fragment in _one_line(second.stderr), second.stderr
+        code, out, err = _stopped(first, signal.SIGTERM, first_tmp)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert code == 143 and "continue with --resume" in _one_line(err), err
+    assert f"ltray sweep 'tiny': experiment folder {exp}" in out  # ltray's own progress, not Tune's
+    assert json.loads((exp / "driver.json").read_text())["state"] == "interrupted"
+    assert experiment_progress(LocalStorage(exp)).state == "interrupted"
+
+    again_env, again_tmp = env()
+    again = _driver(cmd + ["--resume"], again_env)
+    try:
+        _wait_for(exp, len(list(exp.glob("trials/*/done.json"))) + 1, again)
+        code, _, err = _stopped(again, signal.SIGINT, again_tmp)
+    finally:
+        if again.poll() is None:
+            os.killpg(again.pid, signal.SIGKILL)
+    assert code == 130 and "continue with --resume" in _one_line(err), err
+
+    last_env, last_tmp = env()
+    last = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=last_env, capture_output=True, text=True, timeout=600)
+    assert last.returncode == 0, last.stderr[-3000:]
+    assert_complete_and_unique(exp, plan)
+    assert json.loads((exp / "driver.json").read_text())["state"] == "finished"
+    assert not [p for p in os.listdir(last_tmp) if p.startswith("ltray-ray-")]
