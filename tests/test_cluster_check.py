@@ -322,3 +322,18 @@ def test_grafana_dashboard_covers_every_metric():
                if p["type"] != "row")
     assert any('state=~"pending|running|done"' in e for e in exprs)
     assert any("histogram_quantile" in e and "_bucket" in e for e in exprs)
+
+
+def test_a_node_without_a_machine_image_is_warned(aws):
+    """Without ImageId Ray boots its end-of-life default AMI, whose driver is too old for torch."""
+    c = copy.deepcopy(aws)
+    del c["available_node_types"]["gpu_1x_a10g"]["node_config"]["ImageId"]
+    result = check_config(c)
+    assert result.ok  # a warning: offline, the check cannot tell which images exist
+    (warning,) = [w for w in result.warnings if "machine image" in w.message]
+    assert warning.path == 'available_node_types.gpu_1x_a10g.node_config.ImageId'
+    assert "end-of-life" in warning.message and "resolve:ssm:" in warning.message
+    gcp = yaml.safe_load((ROOT / "cluster-gcp.yaml").read_text())
+    for disk in gcp["available_node_types"]["gpu_1x_l4"]["node_config"]["disks"]:
+        disk["initializeParams"].pop("sourceImage")
+    assert any("machine image" in w.message and "gpu_1x_l4" in w.path for w in check_config(gcp).warnings)
