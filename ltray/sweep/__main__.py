@@ -103,11 +103,11 @@ def main(argv=None) -> int:
                            verbose=1 if args.verbose else 0, reporter=reporter)
         return finish(storage, result)
     except KeyboardInterrupt as e:
-        from ltray.sweep.run import Terminated
+        from ltray.sweep.run import TERMINATED, Terminated
 
         where = f" {storage.uri}" if storage is not None else ""
         print(f"\ninterrupted; the experiment folder{where} is whole: continue with --resume", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return 143 if isinstance(e, Terminated) or TERMINATED["by_sigterm"] else 130
     except StorageError as e:  # storage full or unwritable: every file on it is still whole
         print(f"error: {e}; the experiment folder stays readable: fix the storage (space, permissions, "
               "credentials), then continue with --resume", file=sys.stderr)

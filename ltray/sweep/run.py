@@ -37,6 +37,9 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: trials stop, the folder stays resumable."""
 
 
+TERMINATED = {"by_sigterm": False}  # Ray and Tune may turn our exception into a plain KeyboardInterrupt
+
+
 @dataclass
 class RunResult:
     problems: list[str] = field(default_factory=list)  # the consensus actor's damaged masks and records
@@ -56,6 +59,7 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         started_ray = _connect(address, num_cpus, num_gpus, dashboard)
+        signal.signal(signal.SIGTERM, _raise_terminated)  # ray.init installs its own: sys.exit(15)
         lease.info.ray_address = ray.get_runtime_context().gcs_address or ""
         actor = start_actor(storage.uri, plan.sweep)
         table = RoundsTable(storage)
@@ -98,6 +102,7 @@ def _shutdown(temp_dir: str) -> None:
 
 
 def _raise_terminated(signum, frame):
+    TERMINATED["by_sigterm"] = True
     raise Terminated()
 
 
