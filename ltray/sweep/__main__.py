@@ -67,6 +67,9 @@ def main(argv=None) -> int:
             print(format_plan(plan))
             return 0
         check_local_resources(sweep, args.sweep, args.address, args.num_cpus, args.num_gpus)
+        from ltray.sweep.trackers import check_trackers
+
+        check_trackers(sweep.loggers, args.sweep)
         from ltray.sweep.run import run_sweep
         from ltray.sweep.summary import write_summary
 

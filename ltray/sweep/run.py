@@ -19,6 +19,7 @@ from ltray.sweep.plan import Plan
 from ltray.sweep.searcher import SweepSearcher
 from ltray.sweep.summary import write_summary
 from ltray.sweep.tables import RoundsTable
+from ltray.sweep.trackers import tracker_callbacks
 from ltray.sweep.trainable import run_trial
 
 
@@ -39,16 +40,18 @@ def run_sweep(plan: Plan, *, resume: bool = False, address: str | None = None, n
                                  {"exp_dir": str(exp), "data_root": str(Path(sweep.data_root).expanduser().resolve()),
                                   "download": sweep.download})
         trainable = tune.with_resources(run_trial, _resources)
+        run_name = _run_name(exp)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
                                         num_samples=-1, reuse_actors=True, trial_name_creator=trial_name,
                                         trial_dirname_creator=trial_name),
             run_config=tune.RunConfig(
-                name=_run_name(exp), storage_path=str(exp / "tune"),
+                name=run_name, storage_path=str(exp / "tune"),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-                callbacks=[ResultsCallback(exp, table)], verbose=verbose,
+                callbacks=[ResultsCallback(exp, table), *tracker_callbacks(sweep.loggers, exp, sweep.name, run_name)],
+                verbose=verbose,
             ),
         )
         tuner.fit()

@@ -141,6 +141,7 @@ class SweepConfig(Frozen):
     max_concurrent: int = Field(16, ge=1)  # trials running or pending at once
     max_failures: int = Field(3, ge=0)  # retries of a failed trial, from its last finished round
     consensus: list[ConsensusGroup] = []
+    loggers: list[Literal["tensorboard", "mlflow", "wandb"]] = []  # experiment trackers (ltray.sweep.trackers)
 
     @field_validator("tasks")
     @classmethod
