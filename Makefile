@@ -1,19 +1,35 @@
 # The two first-run commands: `make demo` and `make test` (see README.md).
-PY ?= python3.11
-VENV := .venv
+# Python: PY=/path/to/python, else the newest of SUPPORTED found on PATH that actually runs.
+# VENV: where to install: .venv, or .venv-X.Y for a PY given on the command line (one per Python).
+SUPPORTED := 3.13 3.12 3.11 3.10
+comma := ,
+ifndef PY
+PY := $(firstword $(foreach v,$(SUPPORTED),$(shell python$(v) -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(v))))' >/dev/null 2>&1 && echo python$(v))))
+endif
+ifeq ($(origin PY),command line)
+VENV ?= .venv-$(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+endif
+VENV ?= .venv
 BIN := $(VENV)/bin
+LOCK := requirements/lock.txt
+EXTRAS := sweep,analysis,test
 
-$(BIN)/ltray-installed: pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+$(BIN)/ltray-installed: pyproject.toml $(LOCK)
+	@test -x $(BIN)/python || { \
+	  test -n "$(PY)" || { echo "error: no supported Python found: looked for $(foreach v,$(SUPPORTED),python$(v)) on PATH (each must run); install one of them or pass PY=/path/to/python" >&2; exit 2; }; \
+	  command -v $(PY) > /dev/null || { echo "error: PY=$(PY): no such command" >&2; exit 2; }; \
+	  $(PY) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 13) else "error: $(PY) is Python %d.%d; ltray supports $(lastword $(SUPPORTED)) to $(firstword $(SUPPORTED))" % v)' || exit 2; \
+	  echo "creating $(VENV) with $$($(PY) -c 'import sys; print(sys.executable, sys.version.split()[0])')"; \
+	  $(PY) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[$(EXTRAS)]"
 	touch $@
 
 setup: $(BIN)/ltray-installed
 
 demo: setup
-	$(BIN)/python -m ltray.sweep sweeps/demo.yaml $(if $(wildcard experiments/demo/experiment.json),--resume) -q
-	$(BIN)/python -m analysis experiments/demo
+	$(BIN)/ltray sweep sweeps/demo.yaml $(if $(wildcard experiments/demo/experiment.json),--resume) -q
+	$(BIN)/ltray analysis experiments/demo
 
 test: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q

@@ -134,6 +134,8 @@ SWEEP_CASES = [
      "'thresholds'", 1),
     ("missing grid", drop("grid"), "grid: required key is missing", "missing", 1),
     ("rounds not a number", put("rounds", "ten"), "rounds: ", "valid integer (got 'ten')", 1),
+    ("unknown logger", put("loggers", ["tensorbord"]), "loggers.0: ",
+     "Input should be 'tensorboard', 'mlflow' or 'wandb' (got 'tensorbord')", 1),
     ("seed not a number", put("grid.seeds", ["a"]), "grid.seeds.0: ", "valid integer", 1),
     ("zero rounds", put("rounds", 0), "rounds: ", "greater than or equal to 1 (got 0)", 1),
     ("negative rounds", put("rounds", -3), "rounds: ", "(got -3)", 1),

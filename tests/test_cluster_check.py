@@ -278,15 +278,37 @@ def test_node_commands_follow_ray_overrides(aws):
     assert paths == ["available_node_types.gpu_4x_a10g.initialization_commands"]
 
 
-def test_pins_come_from_pyproject():
+def test_pins_come_from_the_lock(tmp_path):
     pins = package_pins()
+    assert pins.source.endswith("requirements/lock.txt")
     assert pins.pins["torch"] == Pin("2.14.1")
-    assert pins.pins["ray"] == Pin("2.60.0", frozenset({"default", "tune"}))
-    assert pins.requires_python == ">=3.11,<3.12"
-    meta = parse_requirements(["torch==2.14.1", 'pytest==9.2.0; extra == "test"', "numpy>=2"])
-    assert meta.pins == {"torch": Pin("2.14.1")}  # extras-only and loose requirements skipped
+    assert pins.pins["ray"] == Pin("2.60.0", frozenset({"default", "tune"}))  # extras from pyproject.toml
+    assert pins.requires_python == ">=3.10,<3.14"
+    meta = parse_requirements(["torch==2.14.1", 'pytest==9.2.0; extra == "test"', "numpy>=2",
+                               'numpy==1.0; python_version < "3"'])
+    assert meta.pins == {"torch": Pin("2.14.1")}  # other extras, other Pythons and ranges skipped
     assert pins_in('pip install "Ray[default, tune]==2.60.0" torch_vision==1 numpy>=2') == [
         ("ray", frozenset({"default", "tune"}), "2.60.0"), ("torch-vision", frozenset(), "1")]
+    # a lock with another torch makes the shipped cluster file fail, naming the lock
+    (tmp_path / "lock.txt").write_text((ROOT / "requirements" / "lock.txt").read_text()
+                                       .replace("torch==2.14.1", "torch==2.15.0"))
+    other = package_pins(ROOT / "pyproject.toml", tmp_path / "lock.txt")
+    problems = problems_of_with(yaml.safe_load((ROOT / "cluster.yaml").read_text()), other)
+    assert ("setup_commands[0]", f"torch==2.14.1 but ltray pins torch==2.15.0 ({tmp_path / 'lock.txt'})") \
+        in problems
+
+
+def test_installed_ltray_without_checkout_pins_what_is_installed(tmp_path):
+    import importlib.metadata
+
+    pins = package_pins(tmp_path / "pyproject.toml", tmp_path / "lock.txt")  # no checkout there
+    assert pins.source == "the versions installed with ltray"
+    assert pins.pins["ray"] == Pin(importlib.metadata.version("ray"), frozenset({"default", "tune"}))
+    assert pins.pins["torch"].version == importlib.metadata.version("torch")
+
+
+def problems_of_with(config, pins):
+    return [(p.path, p.message) for p in check_config(config, pins=pins).problems]
 
 
 def test_without_pins_the_version_rule_is_skipped(aws):

@@ -1,15 +1,16 @@
-"""The version rule: every node installs the exact torch/torchvision/ray that ltray pins.
+"""The version rule: every node installs the exact torch/torchvision/ray that ltray is tested with.
 
-Pins come from the pyproject.toml beside the package (a source checkout), else from the
-installed distribution's metadata. A loose or different version on the cluster gives results
-that do not match local runs, or pulls a multi-GB torch build.
+Versions come from requirements/lock.txt beside the package (a source checkout; the same lock
+`make setup` and CI install), extras and the Python range from pyproject.toml. An installed ltray
+without its checkout uses the versions installed beside it. A loose or different version on the
+cluster gives results that do not match local runs, or pulls a multi-GB torch build.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import re
-import tomllib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +21,15 @@ from packaging.utils import canonicalize_name
 from ltray.cluster.nodes import NodeCommands
 from ltray.cluster.problems import Problem, node_types_phrase
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
 REQUIRED = ("torch", "torchvision", "ray")  # must be pinned in every node's setup commands
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = ROOT / "pyproject.toml"
+LOCK = ROOT / "requirements" / "lock.txt"
 PIN = re.compile(r"(?<![\w.\-/])([A-Za-z0-9][A-Za-z0-9._-]*)(\[[A-Za-z0-9_,\s-]*\])?==([\w.+!-]+)")
 RAY_IMAGE = re.compile(r"^(?:docker\.io/)?rayproject/ray(?:-ml)?:(\d+\.\d+\.\d+)(.*)$")
 PY_TAG = re.compile(r"-py(\d)(\d+)")
@@ -40,33 +48,60 @@ class PackagePins:
     source: str = ""  # where the pins were read, for messages
 
 
-def parse_requirements(lines, requires_python=None, source="") -> PackagePins:
-    """Exact `==` pins without markers (extras such as `test` are skipped)."""
+def parse_requirements(lines, requires_python=None, source="", extras=None) -> PackagePins:
+    """Exact `==` pins whose marker holds here (lines for another Python or an extra are
+    skipped); `extras` (canonical name -> extras) adds what constraints files cannot spell."""
     pins = {}
     for line in lines:
         try:
-            req = Requirement(line)
+            req = Requirement(line.split(" #")[0].strip())
         except InvalidRequirement:
             continue
         exact = [s.version for s in req.specifier if s.operator == "=="]
-        if req.marker is None and exact:
-            pins[canonicalize_name(req.name)] = Pin(exact[0], frozenset(req.extras))
+        if exact and (req.marker is None or req.marker.evaluate()):
+            name = canonicalize_name(req.name)
+            pins[name] = Pin(exact[0], frozenset(req.extras) | (extras or {}).get(name, frozenset()))
     return PackagePins(pins, requires_python, source)
 
 
-def package_pins(pyproject: Path = PYPROJECT) -> PackagePins:
-    """ltray's pins: the checkout's pyproject.toml, else the installed metadata, else none."""
-    if pyproject.is_file():
+def wanted_extras(requirements) -> dict[str, frozenset[str]]:
+    """Extras ltray asks for, per required package, e.g. {'ray': {'default', 'tune'}}."""
+    out: dict[str, frozenset[str]] = {}
+    for line in requirements:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        if name in REQUIRED:
+            out[name] = out.get(name, frozenset()) | frozenset(req.extras)
+    return out
+
+
+def package_pins(pyproject: Path = PYPROJECT, lock: Path = LOCK) -> PackagePins:
+    """ltray's pins: the checkout's lock + pyproject.toml, else the installed packages, else none."""
+    if pyproject.is_file() and lock.is_file():
         project = tomllib.loads(pyproject.read_text()).get("project", {})
         if project.get("name") == "ltray":
-            return parse_requirements(project.get("dependencies", []),
-                                      project.get("requires-python"), str(pyproject))
+            reqs = project.get("dependencies", []) + [
+                r for group in project.get("optional-dependencies", {}).values() for r in group]
+            return parse_requirements(lock.read_text().splitlines(), project.get("requires-python"),
+                                      str(lock), wanted_extras(reqs))
+    return installed_pins()
+
+
+def installed_pins() -> PackagePins:
+    """An installed ltray without its checkout: match the versions installed beside it."""
     try:
         meta = importlib.metadata.metadata("ltray")
-        return parse_requirements(importlib.metadata.requires("ltray") or [],
-                                  meta.get("Requires-Python"), "the installed ltray metadata")
+        reqs = importlib.metadata.requires("ltray") or []
     except importlib.metadata.PackageNotFoundError:
         return PackagePins()
+    extras = wanted_extras(reqs)
+    pins = {}
+    for name in REQUIRED:
+        try:
+            pins[name] = Pin(importlib.metadata.version(name), extras.get(name, frozenset()))
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return PackagePins(pins, meta.get("Requires-Python"), "the versions installed with ltray")
 
 
 def pins_in(command: str) -> list[tuple[str, frozenset[str], str]]:

@@ -25,6 +25,9 @@ SUMMARY_CSV = "summary.csv"
 SUMMARY_TXT = "summary.txt"
 TUNE = "tune"  # Ray Tune's own files: tune/run-001, run-002, ... (one per launch)
 REPORT = "report"  # default output folder of `python -m analysis`
+MLFLOW = "mlflow"  # the sweep file's `loggers: [mlflow]`: a file-based MLflow store (docs/trackers.md)
+WANDB = "wandb"  # `loggers: [wandb]`: W&B's run files
+TRACKER_CONSENSUS = "consensus"  # the tracker run of consensus events, in tune/run-NNN/ (tensorboard)
 
 MASKS = "masks"
 CONSENSUS_DIR = "consensus"
@@ -97,6 +100,10 @@ def tune_run(n: int) -> str:
     return f"{TUNE}/run-{n:03d}"
 
 
+def tune_run_dir(run_name: str, *parts: str) -> str:
+    return "/".join([TUNE, run_name, *parts])
+
+
 # every top-level entry this version writes, for docs checks and for `status --verify`
 TOP_LEVEL = (MARKER, SWEEP, PLAN, PROVENANCE, LEASE, SUMMARY_CSV, SUMMARY_TXT, TUNE, MASKS, CONSENSUS_DIR,
-             TRIALS, "actor", *(csv(t) for t in TABLES), *(parquet(t) for t in ("rounds", "similarity")))
+             TRIALS, "actor", MLFLOW, WANDB, *(csv(t) for t in TABLES), *(parquet(t) for t in ("rounds", "similarity")))

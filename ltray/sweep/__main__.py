@@ -84,6 +84,9 @@ def main(argv=None) -> int:
         if args.take_over and not args.resume:
             raise ConfigError("--take-over: only with --resume (a fresh run has no driver to take over from)")
         check_local_resources(sweep, args.sweep, args.address, args.num_cpus, args.num_gpus)
+        from ltray.sweep.trackers import check_trackers
+
+        check_trackers(sweep.loggers, args.sweep)
         from ltray.sweep.opening import open_experiment
         from ltray.sweep.progress import Reporter
         from ltray.sweep.run import run_sweep

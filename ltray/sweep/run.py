@@ -30,6 +30,7 @@ from ltray.sweep.callback import ResultsCallback
 from ltray.sweep.plan import Plan
 from ltray.sweep.searcher import SweepSearcher
 from ltray.sweep.summary import write_summary
+from ltray.sweep.trackers import tracker_callbacks
 from ltray.sweep.trainable import run_trial
 
 
@@ -114,6 +115,7 @@ def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str]
     base = {"exp_uri": storage.uri, "experiment": sweep.name, "download": sweep.download,
             "data_root": str(sweep.data_root.expanduser().resolve())}
     searcher = SweepSearcher(storage.uri, [t.to_tune() for t in plan.trajectories], base, done)
+    run_name = _run_name(storage)
     on_event = None
     if reporter is not None:
         reporter.attach(searcher)
@@ -125,9 +127,10 @@ def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str]
                                     num_samples=-1, reuse_actors=True, trial_name_creator=trial_name,
                                     trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(
-            name=_run_name(storage), **_tune_storage(storage),
+            name=run_name, **_tune_storage(storage),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            callbacks=[ResultsCallback(storage, storage.uri, table, on_event=on_event)],
+            callbacks=[ResultsCallback(storage, storage.uri, table, on_event=on_event),
+                       *tracker_callbacks(sweep.loggers, storage, sweep.name, run_name)],
             verbose=verbose,
         ),
     )

@@ -138,6 +138,7 @@ class SweepConfig(Frozen):
     max_concurrent: Int = Field(16, ge=1)  # trials running or pending at once
     max_failures: Int = Field(3, ge=0)  # retries of a failed trial, from its last finished round
     consensus: list[ConsensusGroup] = []
+    loggers: list[Literal["tensorboard", "mlflow", "wandb"]] = []  # experiment trackers (ltray.sweep.trackers)
 
     @field_validator("tasks")
     @classmethod

@@ -1,0 +1,103 @@
+"""The `ltray` console command: --help lists the subcommands, --version gives the version and git
+revision, and each subcommand behaves as its `python -m` twin (same output, same exit status),
+also from a non-editable install."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ltray import __version__
+from ltray.experiment.folder import git_revision
+from tests.analysis_fixtures import build_demo_like
+
+ROOT = Path(__file__).resolve().parents[1]
+LTRAY = Path(sys.executable).parent / "ltray"  # the console script pip installed beside python
+
+
+def run(args, cwd=ROOT, env=None, exe=None):
+    """(exit status, stdout, stderr) of `ltray ARGS`, or of `python -m ...` when ARGS start with -m."""
+    cmd = [sys.executable, *args] if args[:1] == ["-m"] else [str(exe or LTRAY), *args]
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return out.returncode, out.stdout, out.stderr
+
+
+def test_help_lists_every_subcommand():
+    code, out, err = run(["--help"])
+    assert code == 0 and err == ""
+    commands = [line.split()[0] for line in out.split("commands:")[1].strip().splitlines()[:4]]
+    assert commands == ["sweep", "status", "check", "analysis"]
+    code, out, err = run([])
+    assert code == 2 and "commands:" in out  # no command: the same list, exit 2
+
+
+def test_version_names_the_git_revision():
+    code, out, err = run(["--version"])
+    assert code == 0
+    assert out.strip() == f"ltray {__version__} (git {git_revision()})"
+
+
+def test_unknown_command_is_one_line():
+    code, out, err = run(["train"])
+    assert code == 2 and out == ""
+    assert err.strip() == "ltray: unknown command 'train'; choose from sweep, status, check, analysis (ltray --help)"
+
+
+@pytest.fixture(scope="module")
+def demo_like(tmp_path_factory):
+    """An experiment folder both `status` and `analysis` read: the analysis fixture's, with the
+    key of the sweep runner's plan.json that only status reads (`n_followups`)."""
+    exp = build_demo_like(tmp_path_factory.mktemp("exp") / "demo")
+    plan = json.loads((exp / "plan.json").read_text())
+    for g in plan["groups"]:
+        g.update(n_followups=len(g["targets"]))
+    plan["n_followups_max"] = sum(g["n_followups"] for g in plan["groups"])
+    (exp / "plan.json").write_text(json.dumps(plan))
+    return exp
+
+
+# (ltray arguments, the python -m twin's arguments, expected exit status); "{exp}" is an experiment folder
+TWINS = {
+    "sweep dry run": (["sweep", "sweeps/demo.yaml", "--dry-run"], ["-m", "ltray.sweep", "sweeps/demo.yaml", "--dry-run"], 0),
+    "sweep bad file": (["sweep", "no-such.yaml"], ["-m", "ltray.sweep", "no-such.yaml"], 2),
+    "sweep bad flag": (["sweep", "--frobnicate"], ["-m", "ltray.sweep", "--frobnicate"], 2),
+    "status": (["status", "{exp}"], ["-m", "ltray.status", "{exp}"], 0),
+    "status no folder": (["status", "no-such"], ["-m", "ltray.status", "no-such"], 2),
+    "check": (["check", "cluster.yaml", "cluster-gcp.yaml"], ["-m", "ltray.cluster", "check", "cluster.yaml",
+                                                               "cluster-gcp.yaml"], 0),
+    "check no file": (["check", "no-such.yaml"], ["-m", "ltray.cluster", "check", "no-such.yaml"], 2),
+    "analysis": (["analysis", "{exp}", "--out", "{exp}/r"], ["-m", "analysis", "{exp}", "--out", "{exp}/r"], 0),
+    "analysis help": (["analysis", "--help"], ["-m", "analysis", "--help"], 0),
+}
+
+
+@pytest.mark.parametrize("case", list(TWINS))
+def test_subcommand_behaves_as_its_twin(case, demo_like):
+    mine, theirs, status = TWINS[case]
+    fill = lambda args: [a.replace("{exp}", str(demo_like)) for a in args]  # noqa: E731
+    got, want = run(fill(mine)), run(fill(theirs))
+    assert got == want
+    assert got[0] == status, got
+
+
+def test_analysis_from_a_non_editable_install(tmp_path, demo_like):
+    """`pip install .` (not -e) ships the analysis package, so `ltray analysis` works away from
+    the checkout."""
+    target = tmp_path / "site"
+    build = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                            str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-2000:]
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run([sys.executable, "-c", "import analysis, ltray; print(analysis.__file__); "
+                            "print(ltray.__file__)"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert all(Path(p).is_relative_to(target) for p in where.stdout.split()), where.stdout
+    code, out, err = run(["analysis", str(demo_like), "--out", str(tmp_path / "report")], cwd=tmp_path, env=env,
+                         exe=target / "bin" / "ltray")
+    assert code == 0, err
+    assert out.startswith(f"report written to {tmp_path / 'report' / 'report.md'}")
+    assert (tmp_path / "report" / "report.md").is_file()
