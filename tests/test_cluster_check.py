@@ -82,6 +82,44 @@ def drop_storage(c):
     c["setup_commands"] = [cmd for cmd in c["setup_commands"] if "LTRAY_STORAGE" not in cmd]
 
 
+NFS_SETUP = [
+    'pip install -q -c ~/ltray/requirements/lock.txt "torch==2.14.1" "torchvision==0.29.1" "ray[default,tune]==2.60.0"',
+    'pip install -q -c ~/ltray/requirements/lock.txt -e ~/ltray"[sweep]"',
+    "grep -q LTRAY_STORAGE ~/.bashrc || echo 'export LTRAY_STORAGE=/mnt/ltray/experiments' >> ~/.bashrc",
+    "grep -q RAY_AUTH_MODE ~/.bashrc || echo 'export RAY_AUTH_MODE=disabled' >> ~/.bashrc",
+]
+NFS_MOUNT = [
+    "sudo mkdir -p /mnt/ltray",
+    "mountpoint -q /mnt/ltray || sudo mount -t nfs4 -o nfsvers=4.1,hard fs-1.efs.us-west-2.amazonaws.com:/ /mnt/ltray",
+]
+
+
+def pip_and_nfs(c):
+    """The documented alternative (docs/cluster.md): Ray's own images, pip installs in the setup
+    commands and an EFS mount for the experiment folder, instead of ltray's image and a bucket."""
+    c["docker"] = {"image": "rayproject/ray:2.60.0-py311-gpu", "head_image": "rayproject/ray:2.60.0-py311-cpu",
+                   "container_name": "ray_container",
+                   "run_options": ["--ulimit nofile=65536:65536", "--volume=/mnt/ltray:/mnt/ltray"]}
+    c["initialization_commands"] = list(NFS_MOUNT)
+    c["setup_commands"] = list(NFS_SETUP)
+    c["head_setup_commands"] = ['pip install -q "boto3>=1.4.8"']
+
+
+def variant(*edits):
+    def edit(c):
+        pip_and_nfs(c)
+        for e in edits:
+            e(c)
+    return edit
+
+
+@pytest.fixture
+def nfs(aws):
+    c = copy.deepcopy(aws)
+    pip_and_nfs(c)
+    return c
+
+
 def min_over_max(c):
     c["max_workers"] = 3
     c["available_node_types"]["gpu_1x_a10g"]["min_workers"] = 2
@@ -100,14 +138,18 @@ BROKEN = {
                          "available_node_types.gpu_1x_a10g.gpus", "unknown key 'gpus'"),
     "fractional GPU": (set_resource("gpu_1x_a10g", "GPU", 0.5),
                        "available_node_types.gpu_1x_a10g.resources.GPU", "whole number"),
-    "wrong torch pin": (replace_in_setup("torch==2.14.1", "torch==2.13.0"), "setup_commands[0]",
+    "wrong torch pin": (variant(replace_in_setup("torch==2.14.1", "torch==2.13.0")), "setup_commands[0]",
                         "torch==2.13.0 but ltray pins torch==2.14.1"),
-    "ray without extras": (replace_in_setup("ray[default,tune]==", "ray=="), "setup_commands[0]",
+    "ray without extras": (variant(replace_in_setup("ray[default,tune]==", "ray==")), "setup_commands[0]",
                            "without the extras [default,tune]"),
+    "Ray's image without pins": (lambda c: c["docker"].__setitem__("image", "rayproject/ray:2.60.0-py311-gpu"),
+                                 "setup_commands", "must install torch==2.14.1, torchvision==0.29.1, ray==2.60.0"),
+    "an image of another ltray": (lambda c: c["docker"].__setitem__("image", "ecr.example/ltray:0.1.0"),
+                                  "docker.image", "is built for ltray 0.1.0 but this is ltray"),
     "missing storage": (drop_storage, "setup_commands", "no LTRAY_STORAGE="),
-    "storage on a local disk": (replace_in_setup("/mnt/ltray/experiments", "/home/ray/exp"),
+    "storage on a local disk": (replace_in_setup("s3://REPLACE_ME-bucket/experiments", "/home/ray/exp"),
                                 "initialization_commands", "not inside a network file system"),
-    "mount not bound into docker": (lambda c: c["docker"].__setitem__("run_options", []),
+    "mount not bound into docker": (variant(lambda c: c["docker"].__setitem__("run_options", [])),
                                     "docker.run_options", "--volume=/mnt/ltray:/mnt/ltray"),
     "max_workers below min sum": (min_over_max, "max_workers", "less than the sum"),
     "unknown head type": (lambda c: c.__setitem__("head_node_type", "cpu"), "head_node_type",
@@ -147,8 +189,8 @@ def test_one_message_per_key(aws):
          "(fractional GPU shares are set per architecture in the sweep file)")]
 
 
-def test_worker_override_must_repeat_setup(aws):
-    config = copy.deepcopy(aws)
+def test_worker_override_must_repeat_setup(nfs):
+    config = nfs
     config["available_node_types"]["gpu_4x_a10g"]["worker_setup_commands"] = [
         'pip install "torch==2.14.1"']
     found = problems_of(config)
@@ -159,8 +201,8 @@ def test_worker_override_must_repeat_setup(aws):
     assert all(p == where for p, _ in found)  # the head and the other worker type are fine
 
 
-def test_storage_uri_is_accepted_and_must_agree(aws):
-    config = copy.deepcopy(aws)
+def test_storage_uri_is_accepted_and_must_agree(nfs):
+    config = nfs
     replace_in_setup("/mnt/ltray/experiments", "s3://my-bucket/ltray")(config)
     assert problems_of(config) == []
     config["available_node_types"]["gpu_4x_a10g"]["worker_setup_commands"] = (
@@ -171,15 +213,15 @@ def test_storage_uri_is_accepted_and_must_agree(aws):
          "setup_commands[2]: every node must use the same experiment folder")]
 
 
-def test_storage_value_must_be_literal(aws):
-    config = copy.deepcopy(aws)
+def test_storage_value_must_be_literal(nfs):
+    config = nfs
     replace_in_setup("/mnt/ltray/experiments", "/mnt/${RUN}/exp")(config)
     [(path, message)] = problems_of(config)
     assert path == "setup_commands[2]" and "must be literal" in message
 
 
-def test_storage_without_docker_needs_only_the_mount(aws):
-    config = copy.deepcopy(aws)
+def test_storage_without_docker_needs_only_the_mount(nfs):
+    config = nfs
     del config["docker"]
     assert problems_of(config) == []
     config["initialization_commands"] = [c for c in config["initialization_commands"]
@@ -262,8 +304,8 @@ def test_shell_parsing():
     assert flag_values(line, "--metrics-export-port") == ["9090"]
 
 
-def test_node_commands_follow_ray_overrides(aws):
-    config = copy.deepcopy(aws)
+def test_node_commands_follow_ray_overrides(nfs):
+    config = nfs
     config["available_node_types"]["gpu_4x_a10g"]["initialization_commands"] = ["echo own"]
     nodes = {n.node_type: n for n in node_commands(config)}
     assert [p for p, _ in nodes["head"].setup][-1] == "head_setup_commands[0]"
@@ -293,7 +335,9 @@ def test_pins_come_from_the_lock(tmp_path):
     (tmp_path / "lock.txt").write_text((ROOT / "requirements" / "lock.txt").read_text()
                                        .replace("torch==2.14.1", "torch==2.15.0"))
     other = package_pins(ROOT / "pyproject.toml", tmp_path / "lock.txt")
-    problems = problems_of_with(yaml.safe_load((ROOT / "cluster.yaml").read_text()), other)
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    pip_and_nfs(config)
+    problems = problems_of_with(config, other)
     assert ("setup_commands[0]", f"torch==2.14.1 but ltray pins torch==2.15.0 ({tmp_path / 'lock.txt'})") \
         in problems
 

@@ -32,6 +32,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 LOCK = ROOT / "requirements" / "lock.txt"
 PIN = re.compile(r"(?<![\w.\-/])([A-Za-z0-9][A-Za-z0-9._-]*)(\[[A-Za-z0-9_,\s-]*\])?==([\w.+!-]+)")
 RAY_IMAGE = re.compile(r"^(?:docker\.io/)?rayproject/ray(?:-ml)?:(\d+\.\d+\.\d+)(.*)$")
+LTRAY_IMAGE = re.compile(r"(?:^|/)ltray:([\w.+-]+)$")  # ltray's own node image (the Dockerfile)
 PY_TAG = re.compile(r"-py(\d)(\d+)")
 
 
@@ -128,6 +129,8 @@ def pin_rules(nodes: list[NodeCommands], pins: PackagePins) -> list[Problem]:
                                         f"[{','.join(sorted(want.extras))}] that ltray needs"))
     missing = {}  # setup_where -> {package: [node types]}
     for node in nodes:
+        if any(LTRAY_IMAGE.search(image) for _, image in node.images):
+            continue  # the image carries the locked stack (image_rules checks its version)
         installed = {name for _, cmd in node.setup for name, _, _ in pins_in(cmd)}
         for name in REQUIRED:
             if name in pins.pins and name not in installed:
@@ -141,9 +144,19 @@ def pin_rules(nodes: list[NodeCommands], pins: PackagePins) -> list[Problem]:
 
 
 def image_rules(nodes: list[NodeCommands], pins: PackagePins) -> list[Problem]:
-    """rayproject/ray:<version>-py<XY> images must carry ltray's Ray and a supported Python."""
+    """rayproject/ray:<version>-py<XY> images must carry ltray's Ray and a supported Python;
+    ltray's own image (<registry>/ltray:<version>) must be this ltray's version."""
+    import ltray
+
     problems = []
     for path, image in dict(img for node in nodes for img in node.images).items():
+        own = LTRAY_IMAGE.search(image)
+        if own:
+            if own[1] != ltray.__version__:
+                problems.append(Problem(path, f"{image} is built for ltray {own[1]} but this is ltray "
+                                        f"{ltray.__version__}: rebuild the image from the Dockerfile and push it "
+                                        f"as ltray:{ltray.__version__}"))
+            continue
         match = RAY_IMAGE.match(image)
         if not match:
             continue
