@@ -88,6 +88,16 @@ class Reporter:
     def attach(self, searcher) -> None:
         self.searcher = searcher
 
+    def finish(self, status: dict) -> None:
+        """The run is over: announce the groups the last poll missed (a fast end outruns it),
+        then one last line with the totals reached."""
+        self.running = self.pending = 0
+        self.running_ids = []
+        announced = len(self.groups_seen)
+        self._groups(status)  # an event line carries the totals too
+        if len(self.groups_seen) == announced and not self.quiet:
+            self._print(self.line())
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

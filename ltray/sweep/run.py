@@ -61,6 +61,8 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
             reporter.start(done)
         _fit(plan, storage, actor, table, done, verbose, reporter)
         status = ray.get(actor.status.remote())
+        if reporter is not None:
+            reporter.finish(status)
         ray.get(actor.flush.remote())
         table.flush(force=True)
         record_devices(storage, _devices(table))
