@@ -103,9 +103,18 @@ class HeadNode:
     def status(self) -> str:
         return self.ray("status", "--address", self.address).stdout
 
+    def processes(self) -> list[tuple[int, str]]:
+        """(pid, command line) of every process of this cluster's session."""
+        out = subprocess.run(["ps", "-ww", "-eo", "pid=,sid=,args="], capture_output=True, text=True).stdout
+        rows = [line.split(None, 2) for line in out.splitlines()]
+        return [(int(r[0]), r[2] if len(r) > 2 else "") for r in rows if int(r[1]) == self.session]
+
     def pids(self) -> list[int]:
-        out = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
-        return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) == self.session]
+        return [pid for pid, _ in self.processes()]
+
+    def trial_workers(self) -> set[int]:
+        """Worker processes running a Tune trial (Ray titles them after the trainable's actor)."""
+        return {pid for pid, args in self.processes() if "ImplicitFunc" in args}
 
     def stop(self) -> None:
         """End every process of this cluster's session (nothing else on the machine)."""
