@@ -130,8 +130,9 @@ def test_trials_ran_on_the_workers_with_their_gpu_share(autoscaled):
     worker_ids = {n.node_id for n in nodes if not n.is_head_node}
     reports = _reports(exp)
     assert len(reports) == 2 * SWEEP["rounds"]
-    assert {r["node_id"] for r in reports} == worker_ids  # both workers trained, the head none
-    assert head_id not in {r["node_id"] for r in reports}
+    # every round on an autoscaled worker, none on the head (which of the two is Ray's choice: a
+    # trial that ends before the other node is up may hand its worker to the next one)
+    assert {r["node_id"] for r in reports} <= worker_ids and head_id not in {r["node_id"] for r in reports}
     assert all(r["assigned"] == SHARE for r in reports), [r["assigned"] for r in reports]
     rounds = pd.read_csv(exp / layout.csv("rounds"))
     assert len(rounds) == 2 * SWEEP["rounds"]

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         # the reporter also keeps ltray's gauges and the lease's ETA and running trials fresh; with -v
         # Tune's tables are the console and the reporter's lines go nowhere
         reporter = Reporter(plan, storage, location, interval_s=args.progress_interval, quiet=args.quiet,
-                            out=open(os.devnull, "w") if args.verbose else None)
+                            silent=args.verbose)
         if not args.verbose:
             reporter.notes(notes)
         else:
