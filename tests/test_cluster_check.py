@@ -371,7 +371,11 @@ EXPORTED = {
     "ray_ltray_round_seconds": ["ray_ltray_round_seconds_bucket", "ray_ltray_round_seconds_sum",
                                 "ray_ltray_round_seconds_count"],
     "ray_ltray_followups": ["ray_ltray_followups"],
+    "ray_ltray_progress": ["ray_ltray_progress"],
+    "ray_ltray_eta_seconds": ["ray_ltray_eta_seconds"],
+    "ray_ltray_trials_running": ["ray_ltray_trials_running"],
 }
+GRAFANA_BUILTINS = {"__rate_interval", "__range", "__interval"}
 
 
 def test_grafana_dashboard_covers_every_metric():
@@ -403,3 +407,32 @@ def test_a_node_without_a_machine_image_is_warned(aws):
     for disk in gcp["available_node_types"]["gpu_1x_l4"]["node_config"]["disks"]:
         disk["initializeParams"].pop("sourceImage")
     assert any("machine image" in w.message and "gpu_1x_l4" in w.path for w in check_config(gcp).warnings)
+
+
+def test_grafana_dashboard_keeps_experiments_apart_and_is_well_formed():
+    dashboard = json.loads((ROOT / "monitoring" / "grafana-ltray.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert re.fullmatch(r"label_values\(ray_ltray_\w+(\{.*\})?, experiment\)", variables["experiment"]["query"]["query"])
+    # every query filters by the chosen experiment(s), except those of the variables it depends on
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    queries += [v["query"]["query"] for n, v in variables.items() if v["type"] == "query"
+                and n not in ("SessionName", "experiment")]
+    for query in queries:
+        for selector in re.findall(r"\bray_ltray_\w+(\{[^}]*\})?", query):
+            assert 'experiment=~"$experiment"' in selector, query
+        assert set(re.findall(r"\$\{?(\w+)", query)) <= set(variables) | GRAFANA_BUILTINS, query
+    exprs = {p["title"]: [t["expr"] for t in p.get("targets", [])] for p in dashboard["panels"]}
+    assert any("ray_ltray_eta_seconds" in e for e in exprs["ETA"])
+    assert any(re.search(r"by \([^)]*\bdevice\b[^)]*\) \(ray_ltray_trials_running", e)
+               for e in exprs["Running trials by device"])
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    cells = set()
+    for p in dashboard["panels"]:
+        g = p["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, p["title"]
+        area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not area & cells, f"{p['title']} overlaps another panel"
+        cells |= area
+        refs = [t["refId"] for t in p.get("targets", [])]
+        assert len(refs) == len(set(refs)), p["title"]

@@ -1,50 +1,55 @@
-"""ltray's custom metrics reach Ray's Prometheus endpoint: a tiny sweep with a consensus group runs
-on a local Ray with a metrics export port, and a scraper collects every `ray_ltray_*` series."""
+"""ltray's metrics on Ray's Prometheus endpoint stay live while nothing changes, and two sweeps on
+one cluster stay apart. Two sweeps (two drivers, two experiment names) run on one `ray start
+--head`; once each has its consensus group, its trials are paused (SIGSTOP), so for 60 s no round
+finishes and no value changes while both drivers run. Ray drops a gauge ~20 s after it was last
+set, so a scrape after those 60 s finds every gauge only if ltray re-sets them on a timer. Then the
+trials run again, and one scrape holds every ltray series of both sweeps: every series and label
+that monitoring/grafana-ltray.json queries must be in it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import socket
-import tempfile
-import threading
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
-import pandas as pd
 import pytest
+import yaml
+
+from ltray.experiment import layout
+from ltray.masks import load_mask, sparsity
+from ltray.sweep.load import parse_sweep
+from ltray.sweep.plan import build_plan
+from tests.cluster_helpers import ROOT, start_head, wait_for
 
 pytestmark = pytest.mark.ray
 
+QUIET_S = 60  # the requirement: every gauge is still there after this long without change
+EXPERIMENTS = ("metrics-a", "metrics-b")
 SWEEP = {
-    "name": "metrics",
     "tasks": {"plain": {"dataset": "mnist_subset"}, "rot90": {"dataset": "mnist_subset", "views": [{"rotate": 90}]}},
     "grid": {"tasks": ["plain", "rot90"], "archs": ["lenet"], "techniques": ["global_unstructured"], "seeds": [0]},
-    "rounds": 2,
+    "rounds": 40,  # the group completes at round 1: the rest leaves time to pause, then to export
     "train": {"epochs": 1},
-    "data": {"crop": False, "flip": False, "max_train_samples": 300},
+    "data": {"crop": False, "flip": False, "max_train_samples": 256},
     "resources": {"lenet": {"cpu": 1}},
-    "max_concurrent": 2,
+    "max_concurrent": 2,  # both slots hold trajectories: no follow-up starts while they are paused
     "max_failures": 1,
     "consensus": [{"name": "pair", "sources": ["plain", "rot90"], "technique": "global_unstructured",
-                   "source_rounds": [1], "thresholds": ["all"],
-                   "baselines": {"random": False, "bespoke": False}}],
+                   "source_rounds": [1], "thresholds": ["all"], "baselines": {"random": False, "bespoke": False}}],
 }
 # Ray adds the `ray_` prefix; counters get `_total`, histograms `_bucket`/`_sum`/`_count`
-# (monitoring/grafana-ltray.json and tests/test_cluster_check.py use these names)
-EXPECTED = {
-    "ray_ltray_masks_received_total", "ray_ltray_rounds_finished_total", "ray_ltray_consensus_groups_complete",
-    "ray_ltray_consensus_sparsity", "ray_ltray_round_seconds_bucket", "ray_ltray_round_seconds_sum",
-    "ray_ltray_round_seconds_count", "ray_ltray_followups",
-}
+GAUGES = {"ray_ltray_progress", "ray_ltray_eta_seconds", "ray_ltray_trials_running", "ray_ltray_followups",
+          "ray_ltray_consensus_groups_complete", "ray_ltray_consensus_sparsity"}
+COUNTERS = {"ray_ltray_masks_received_total", "ray_ltray_rounds_finished_total", "ray_ltray_round_seconds_bucket",
+            "ray_ltray_round_seconds_sum", "ray_ltray_round_seconds_count"}
 SAMPLE = re.compile(r"^(ray_ltray_\w+)\{(.*)\} (\S+)$")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse_samples(text: str) -> list[tuple[str, dict, float]]:
@@ -57,104 +62,183 @@ def parse_samples(text: str) -> list[tuple[str, dict, float]]:
     return out
 
 
-class Scraper(threading.Thread):
-    """Scrapes the endpoint every second; keeps the latest sample per (series, labels).
+def progress_files(exp: Path) -> list[tuple[str, int]]:
+    """The files that change when a round or a trial finishes (not the lease's heartbeat)."""
+    return sorted((str(p.relative_to(exp)), p.stat().st_size) for top in (layout.TRIALS, layout.MASKS,
+                                                                          layout.CONSENSUS_DIR)
+                  for p in (exp / top).rglob("*") if p.is_file())
 
-    Scraping while the sweep runs catches series of processes that end with it (the actor is killed).
-    """
 
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
-        self.url = url
-        self.samples: dict[tuple, tuple[str, dict, float]] = {}
-        self.stop = threading.Event()
+def _stopped(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False
 
-    def run(self) -> None:
-        while not self.stop.wait(1.0):
-            self.scrape()
 
-    def scrape(self) -> None:
-        try:
-            text = urllib.request.urlopen(self.url, timeout=5).read().decode()
-        except OSError:
-            return  # the agent may not listen yet
-        for name, labels, value in parse_samples(text):
-            key = (name, tuple(sorted((k, v) for k, v in labels.items() if k != "WorkerId")),
-                   labels.get("WorkerId"))
-            self.samples[key] = (name, labels, value)
+def trial_pids(head, driver_pid: int) -> set[int]:
+    """Processes running the trials of the driver `driver_pid` (its job's Tune trainable actors)."""
+    from ray.util.state import list_actors, list_jobs
 
-    def series(self) -> set[str]:
-        return {name for name, _, _ in self.samples.values()}
+    jobs = {j.job_id for j in list_jobs(address=head.dashboard, raise_on_missing_output=False)
+            if j.driver_info is not None and int(j.driver_info.pid) == driver_pid}
+    actors = list_actors(address=head.dashboard, filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")],
+                         detail=True, raise_on_missing_output=False)
+    return {a.pid for a in actors if a.job_id in jobs}
 
-    def find(self, name: str) -> list[tuple[dict, float]]:
-        return [(labels, value) for n, labels, value in self.samples.values() if n == name]
+
+def _resume(paused: dict) -> None:
+    for pids in paused.values():
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    paused.clear()
+
+
+def rows_done(exp: Path) -> int:
+    """Rounds the trials have recorded in their own files (written before they report them)."""
+    return sum(len(json.loads(p.read_text())["rounds"]) for p in exp.glob(f"{layout.TRIALS}/*/{layout.TRIAL_RESULTS}"))
 
 
 @pytest.fixture(scope="module")
-def metrics_run(tmp_path_factory):
-    import ray
-
-    from ltray.sweep.load import parse_sweep
-    from ltray.sweep.plan import build_plan
-    from tests.sweep_helpers import run_sweep_here
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    port = _free_port()
-    # 1 s instead of Ray's 10 s between exports from each process to the node's metrics agent
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="ltray",
-             _temp_dir=tempfile.mkdtemp(prefix="ltm-", dir="/tmp"), _metrics_export_port=port,
-             _system_config={"metrics_report_interval_ms": 1000}, logging_level="WARNING", log_to_driver=False)
+def quiet_scrape(tmp_path_factory):
+    """Both sweeps paused for QUIET_S seconds, then a scrape; then, resumed, a scrape with every
+    series: (quiet samples, live samples, {name: (folder, plan)}, {name: rounds recorded when paused})."""
+    tmp = tmp_path_factory.mktemp("metrics")
+    head = start_head("ltm-", "--num-cpus", "4", "--num-gpus", "0")
+    drivers, paused = {}, {}
     try:
-        assert ray._private.worker._global_node.metrics_export_port == port
-        scraper = Scraper(f"http://127.0.0.1:{port}/metrics")
-        scraper.start()
-        sweep = parse_sweep({**SWEEP, "storage": str(tmp_path_factory.mktemp("exp"))}, "metrics.yaml")
-        exp = run_sweep_here(build_plan(sweep))
-        deadline = time.monotonic() + 30  # Ray exports a few seconds after the values change
-        while time.monotonic() < deadline and not (EXPECTED <= scraper.series() and _counts_settled(scraper, exp)):
-            time.sleep(1)
-        scraper.stop.set()
-        scraper.join()
-        scraper.scrape()
-        yield exp, scraper
+        exps = {}
+        for name in EXPERIMENTS:
+            if exps:
+                # Tune stages a run's files on the driver's node in a folder named by the second the
+                # run started and its name (run-001 for both sweeps): two runs started in the same
+                # second would share it and mix their Tune files
+                first = next(iter(exps.values()))[0]
+                wait_for(lambda: (first / layout.tune_run(1)).is_dir(), 240, "the first sweep's Tune run",
+                         interval_s=0.2)
+                time.sleep(1.1)
+            raw = {**SWEEP, "name": name, "storage": str(tmp / "exp")}
+            (tmp / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+            exps[name] = (tmp / "exp" / name, build_plan(parse_sweep(raw, f"{name}.yaml")))
+            log = open(tmp / f"{name}.log", "w")
+            drivers[name] = subprocess.Popen(
+                [sys.executable, "-m", "ltray.sweep", str(tmp / f"{name}.yaml"), "--address", head.address],
+                cwd=ROOT, env=head.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def pause_when_grouped():
+            for name, (exp, plan) in exps.items():
+                if name not in paused and (exp / plan.groups[0].consensus_path(2)).is_file():
+                    pids = trial_pids(head, drivers[name].pid)
+                    for pid in pids:
+                        os.kill(pid, signal.SIGSTOP)
+                    paused[name] = pids
+            for name, d in drivers.items():
+                assert d.poll() is None, f"{name}: the driver ended before its trials were paused"
+            return len(paused) == len(exps)
+
+        wait_for(pause_when_grouped, 240, "both sweeps to complete their consensus group", interval_s=0.2)
+        a, b = paused.values()
+        assert len(a) == len(b) == 2 and not a & b, paused  # each sweep's own two trajectories
+        wait_for(lambda: all(_stopped(p) for pids in paused.values() for p in pids), 10, "the trials to pause",
+                 interval_s=0.1)
+        quiet_since = time.monotonic()
+        before = {name: progress_files(exp) for name, (exp, _) in exps.items()}
+        time.sleep(max(0.0, quiet_since + QUIET_S - time.monotonic()))
+        url = f"http://127.0.0.1:{head.metrics_port}/metrics"
+        quiet = parse_samples(urllib.request.urlopen(url, timeout=10).read().decode())
+        assert all(d.poll() is None for d in drivers.values()), "a driver ended during the quiet phase"
+        assert {name: progress_files(exp) for name, (exp, _) in exps.items()} == before  # nothing changed
+        recorded = {name: rows_done(exp) for name, (exp, _) in exps.items()}
+        # a paused trial cannot export its counters: resume, and scrape until every series is in
+        _resume(paused)
+
+        def everything():
+            samples = parse_samples(urllib.request.urlopen(url, timeout=10).read().decode())
+            assert all(d.poll() is None for d in drivers.values()), "a driver ended before every series was seen"
+            found = {(n, lb.get("experiment")) for n, lb, _ in samples}
+            return samples if all((n, e) in found for n in GAUGES | COUNTERS for e in exps) else None
+
+        live = wait_for(everything, 60, "every ltray series of both sweeps on the endpoint", interval_s=2)
+        yield quiet, live, exps, recorded
     finally:
-        ray.shutdown()
+        _resume(paused)
+        for d in drivers.values():  # interrupted like Ctrl-C: trials stop, the actor is killed
+            d.send_signal(signal.SIGTERM)
+        for d in drivers.values():
+            try:
+                d.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(d.pid, signal.SIGKILL)
+                d.wait()
+        head.stop()
 
 
-def _counts_settled(scraper: Scraper, exp) -> bool:
-    rounds = pd.read_csv(exp / "rounds.csv")
-    return sum(v for _, v in scraper.find("ray_ltray_rounds_finished_total")) >= len(rounds)
+def _of(samples, name: str, experiment: str) -> list[tuple[dict, float]]:
+    return [(lb, v) for n, lb, v in samples if n == name and lb.get("experiment") == experiment]
 
 
-def test_every_ltray_series_is_exported(metrics_run):
-    _, scraper = metrics_run
-    assert EXPECTED <= scraper.series(), sorted(EXPECTED - scraper.series())
+def test_every_gauge_survives_a_minute_without_change(quiet_scrape):
+    quiet, _, exps, _ = quiet_scrape
+    for name in exps:
+        missing = {g for g in GAUGES if not _of(quiet, g, name)}
+        assert not missing, f"{name}: gauges gone after {QUIET_S} s without change: {sorted(missing)}"
 
 
-def test_series_carry_the_sweeps_labels_and_values(metrics_run):
-    exp, scraper = metrics_run
-    rounds = pd.read_csv(exp / "rounds.csv")
-    consensus = pd.read_csv(exp / "consensus.csv")
-    bespoke = rounds[rounds["kind"] == "bespoke"]
+def test_two_experiments_are_apart_with_their_own_values(quiet_scrape):
+    quiet, live, exps, recorded = quiet_scrape
+    for page in (quiet, live):  # every ltray series carries the label
+        assert all("experiment" in lb for _, lb, _ in page)
+    for series in GAUGES | COUNTERS:
+        assert {lb["experiment"] for n, lb, _ in live if n == series} == set(exps), series
+    for name, (exp, plan) in exps.items():
+        total = len(plan.trajectories) * plan.sweep.rounds + plan.max_followups()
+        (progress,) = [v for _, v in _of(quiet, "ray_ltray_progress", name)]
+        reported = round(progress * total)  # rounds the driver received (no follow-up has run)
+        assert progress == pytest.approx(reported / total)
+        # every reported round's mask reached the actor once; a paused trial may have recorded a
+        # round it had not reported yet
+        assert sum(v for _, v in _of(quiet, "ray_ltray_masks_received_total", name)) == reported
+        assert recorded[name] - len(plan.trajectories) <= reported <= recorded[name]
+        assert 2 * len(plan.trajectories) <= reported < len(plan.trajectories) * plan.sweep.rounds  # part-way
+        # the trials' own counters, once they run again: at least the rounds reported when paused
+        for counter in ("ray_ltray_rounds_finished_total", "ray_ltray_round_seconds_count"):
+            assert sum(v for _, v in _of(live, counter, name)) >= reported - len(plan.trajectories), counter
+        (eta,) = [v for _, v in _of(quiet, "ray_ltray_eta_seconds", name)]
+        assert eta > 0
+        running = {lb["device"]: v for lb, v in _of(quiet, "ray_ltray_trials_running", name)}
+        assert running == {"cpu": 2, "gpu": 0}  # the two paused trajectories
+        followups = {lb["state"]: v for lb, v in _of(quiet, "ray_ltray_followups", name)}
+        assert set(followups) == {"pending", "running", "done"} and followups["done"] == 0
+        assert [v for _, v in _of(quiet, "ray_ltray_consensus_groups_complete", name)] == [1]
+        (group,) = plan.groups
+        want = sparsity(load_mask(exp / group.consensus_path(2)))
+        assert {lb["group"]: v for lb, v in _of(quiet, "ray_ltray_consensus_sparsity", name)} == \
+            {group.group_id: pytest.approx(want, abs=1e-6)}
 
-    finished = scraper.find("ray_ltray_rounds_finished_total")
-    assert {(lb["arch"], lb["technique"], lb["kind"]) for lb, _ in finished} == \
-        {("lenet", "global_unstructured", "bespoke"), ("lenet", "global_unstructured", "pret_a_porter")}
-    by_kind = {}
-    for lb, v in finished:
-        by_kind[lb["kind"]] = by_kind.get(lb["kind"], 0) + v
-    assert by_kind == rounds.groupby("kind").size().astype(float).to_dict()  # every round counted once
 
-    received = scraper.find("ray_ltray_masks_received_total")
-    assert {(lb["arch"], lb["technique"]) for lb, _ in received} == {("lenet", "global_unstructured")}
-    # the actor is killed when the sweep ends, possibly before its last export
-    assert 0 < sum(v for _, v in received) <= len(bespoke)
+def _grafana_queries() -> list[str]:
+    dashboard = json.loads((ROOT / "monitoring" / "grafana-ltray.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    return queries + [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
 
-    assert max(v for _, v in scraper.find("ray_ltray_consensus_groups_complete")) == 1
-    sparsity = scraper.find("ray_ltray_consensus_sparsity")
-    assert {lb["group"] for lb, _ in sparsity} == set(consensus["group"])
-    assert sparsity[0][1] == pytest.approx(consensus["sparsity"].min(), abs=1e-6)
 
-    count = sum(v for lb, v in scraper.find("ray_ltray_round_seconds_count"))
-    assert count == len(rounds)
-    assert {lb["state"] for lb, _ in scraper.find("ray_ltray_followups")} == {"pending", "running", "done"}
+def test_every_series_and_label_the_grafana_dashboard_queries_is_scraped(quiet_scrape):
+    _, live, _, _ = quiet_scrape
+    labels: dict[str, dict[str, set]] = {}
+    for name, lb, _ in live:
+        for k, v in lb.items():
+            labels.setdefault(name, {}).setdefault(k, set()).add(v)
+    for query in _grafana_queries():
+        series = set(re.findall(r"\bray_ltray_\w+", query))
+        used = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", query))  # label matchers
+        used |= {k.strip() for group in re.findall(r"\bby \(([^)]*)\)", query) for k in group.split(",")}
+        used |= set(re.findall(r"label_values\(.*,\s*(\w+)\)$", query))
+        assert series, query
+        for s in series:
+            assert s in labels, f"{s} (queried by the dashboard) is not exported"
+            assert used <= set(labels[s]), f"{s} lacks labels {sorted(used - set(labels[s]))}: {query}"
+            for label, values in re.findall(r"(\w+)=~\"([\w|]+)\"", query):  # literal alternatives
+                assert set(values.split("|")) <= labels[s][label], (s, label, values)

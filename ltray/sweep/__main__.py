@@ -93,9 +93,11 @@ def main(argv=None) -> int:
 
         storage = open_storage(location.experiment)
         notes = open_experiment(plan, storage, args.resume)
-        reporter = None if args.verbose else Reporter(plan, storage, location, interval_s=args.progress_interval,
-                                                      quiet=args.quiet)
-        if reporter is not None:
+        # the reporter also keeps ltray's gauges and the lease's ETA and running trials fresh; with -v
+        # Tune's tables are the console and the reporter's lines go nowhere
+        reporter = Reporter(plan, storage, location, interval_s=args.progress_interval, quiet=args.quiet,
+                            silent=args.verbose)
+        if not args.verbose:
             reporter.notes(notes)
         else:
             print(f"experiment folder: {storage.uri} (storage from {location.source})", flush=True)

@@ -14,6 +14,8 @@ from ltray.experiment.storage import is_uri, join, resolve_location
 
 STORAGE_ENV = "LTRAY_STORAGE"
 JOB_COPY_MARKER = "/runtime_resources/"  # `ray job submit --working-dir` unpacks the job here
+# set in a `ray job submit` driver's environment (Ray 2.60 strips RAY_JOB_ID from it; workers have it)
+JOB_ENV = ("RAY_JOB_CONFIG_JSON_ENV_VAR", "RAY_JOB_ID")
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class Location:
 
 def in_job_copy(cwd: str, env) -> bool:
     """Whether this process is a Ray job driver running in Ray's temporary copy of a working dir."""
-    return bool(env.get("RAY_JOB_ID")) and JOB_COPY_MARKER in cwd.replace(os.sep, "/") + "/"
+    return any(env.get(k) for k in JOB_ENV) and JOB_COPY_MARKER in cwd.replace(os.sep, "/") + "/"
 
 
 def experiment_location(name: str, sweep_storage: str, cli_storage: str | None = None, env=None,

@@ -28,9 +28,10 @@ def _metrics():
                                    boundaries=[1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
                                    tag_keys=exp + ("arch", "technique")),
         "followups": Gauge("ltray_followups", "Follow-up trials by state", tag_keys=exp + ("state",)),
-        "progress": Gauge("ltray_progress", "Share of planned trained rounds finished, in [0, 1]", tag_keys=exp),
+        "progress": Gauge("ltray_progress", "Share of the planned rounds and follow-up trials finished, in [0, 1]",
+                          tag_keys=exp),
         "eta_seconds": Gauge("ltray_eta_seconds", "Estimated seconds until the sweep finishes", tag_keys=exp),
-        "trials_running": Gauge("ltray_trials_running", "Trials running, by the device they train on",
+        "trials_running": Gauge("ltray_trials_running", "Trials running, by the device their resources give them",
                                 tag_keys=exp + ("device",)),
     }
 

@@ -29,9 +29,10 @@ def fmt_duration(seconds: float | None) -> str:
 
 class Reporter:
     def __init__(self, plan, storage, location, interval_s: float = 30.0, quiet: bool = False, out=None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, silent: bool = False):
         self.plan, self.storage, self.location = plan, storage, location
         self.interval_s, self.quiet = max(1.0, interval_s), quiet
+        self.silent = silent  # no console output (with -v Tune's tables are the console); gauges still kept
         self.out = out or sys.stdout
         self.clock = clock
         self.experiment = plan.sweep.name
@@ -78,7 +79,7 @@ class Reporter:
                     + f"; {len(plan.trajectories)} trajectories x {sweep.rounds} rounds = {self.rounds_total} "
                       f"trained rounds, {len(plan.groups)} consensus groups, up to {self.followups_total} "
                       f"follow-ups; {len(done)} trials already finished")
-        if self.out.isatty() and not self.quiet:
+        if self.out.isatty() and not self.quiet and not self.silent:
             from tqdm import tqdm
 
             self._bar = tqdm(total=self.rounds_total + self.followups_total, file=self.out, unit="round",
@@ -87,6 +88,16 @@ class Reporter:
 
     def attach(self, searcher) -> None:
         self.searcher = searcher
+
+    def finish(self, status: dict) -> None:
+        """The run is over: announce the groups the last poll missed (a fast end outruns it),
+        then one last line with the totals reached."""
+        self.running = self.pending = 0
+        self.running_ids = []
+        announced = len(self.groups_seen)
+        self._groups(status)  # an event line carries the totals too
+        if len(self.groups_seen) == announced and not self.quiet:
+            self._print(self.line())
 
     def close(self) -> None:
         if self._bar is not None:
@@ -227,6 +238,8 @@ class Reporter:
         self._last_line = self.clock()
 
     def _print(self, text: str) -> None:
+        if self.silent:
+            return
         if self._bar is not None:
             self._bar.write(text, file=self.out)
         else:

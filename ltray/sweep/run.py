@@ -69,6 +69,8 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
             reporter.start(done)
         _fit(plan, storage, actor, table, done, verbose, reporter)
         status = ray.get(actor.status.remote())
+        if reporter is not None:
+            reporter.finish(status)
         ray.get(actor.flush.remote())
         table.flush(force=True)
         record_devices(storage, _devices(table))
@@ -120,7 +122,8 @@ def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str]
     if reporter is not None:
         reporter.attach(searcher)
         on_event = reporter.event
-        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy engine at verbose 0 prints nothing
+        if verbose == 0:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy engine at verbose 0 prints nothing
     tuner = tune.Tuner(
         tune.with_resources(run_trial, _resources),
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
