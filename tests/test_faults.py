@@ -162,7 +162,8 @@ def test_driver_killed_then_resumed_finishes_without_retraining(tmp_path):
     for rel, before in finished_masks.items():  # finished rounds were not trained again
         st = (exp / rel).stat()
         assert (st.st_ino, st.st_mtime_ns) == before, rel
-    second_run = [p.name for p in (exp / "tune" / "run-002").iterdir() if p.is_dir()]
+    (run2,) = (exp / "tune").glob("run-002-*")
+    second_run = [p.name for p in run2.iterdir() if p.is_dir()]
     assert not set(second_run) & done_before  # finished trials were not launched again
     assert "pret_a_porter" in resumed.stdout  # the summary is printed
 

@@ -111,15 +111,7 @@ def quiet_scrape(tmp_path_factory):
     drivers, paused = {}, {}
     try:
         exps = {}
-        for name in EXPERIMENTS:
-            if exps:
-                # Tune stages a run's files on the driver's node in a folder named by the second the
-                # run started and its name (run-001 for both sweeps): two runs started in the same
-                # second would share it and mix their Tune files
-                first = next(iter(exps.values()))[0]
-                wait_for(lambda: (first / layout.tune_run(1)).is_dir(), 240, "the first sweep's Tune run",
-                         interval_s=0.2)
-                time.sleep(1.1)
+        for name in EXPERIMENTS:  # both at once: their Tune runs are named apart (layout.tune_run)
             raw = {**SWEEP, "name": name, "storage": str(tmp / "exp")}
             (tmp / f"{name}.yaml").write_text(yaml.safe_dump(raw))
             exps[name] = (tmp / "exp" / name, build_plan(parse_sweep(raw, f"{name}.yaml")))

@@ -89,7 +89,8 @@ def test_killed_driver_resumed_on_s3_loses_nothing(bucket, tmp_path, capsys):
         got = read_mask(exp, group.consensus_path(k))[0].unpack()
         want = vote_consensus(sources, k)
         assert all(np.array_equal(got[n], want[n]) for n in want)
-    run2 = [n for n in exp.list_dir(layout.tune_run(2))]
+    (run_dir,) = [n for n in exp.list_dir(layout.TUNE) if n.startswith("run-002-")]
+    run2 = exp.list_dir(f"{layout.TUNE}/{run_dir}")
     assert run2 and not set(run2) & done_before  # Tune's files are in the bucket too; nothing relaunched
     assert not any(p.startswith("/") for p in rounds["mask_path"])  # masks name no machine path
 

@@ -68,7 +68,7 @@ def test_tensorboard_runs_read_back(logged):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     exp, plan, rounds, consensus = logged
-    run_dir = exp / "tune" / "run-001"
+    (run_dir,) = (exp / "tune").glob("run-001-*")
     expected = labels_of(rounds)
     for tid, labels in expected.items():
         acc = EventAccumulator(str(run_dir / tid), size_guidance={"scalars": 0, "tensors": 0})
@@ -108,7 +108,7 @@ def test_mlflow_runs_read_back(logged):
         run = runs[tid]
         assert run.info.status == "FINISHED"
         assert {k: run.data.tags.get(k) for k in labels} == labels
-        assert run.data.tags["trial_id"] == tid and run.data.tags["tune_run"] == "run-001"
+        assert run.data.tags["trial_id"] == tid and run.data.tags["tune_run"].startswith("run-001-")
         history = client.get_metric_history(run.info.run_id, "round")
         assert sorted(m.value for m in history) == sorted(rounds[rounds.trial_id == tid]["round"].astype(float))
         mine = rounds[rounds.trial_id == tid].sort_values("round").iloc[-1]
@@ -138,8 +138,9 @@ def test_wandb_offline_runs(logged):
 def test_only_named_trackers_write(logged, tmp_path):
     """Tune's automatic TensorBoard logger is off when `loggers` does not name it."""
     exp, plan, rounds, consensus = logged
-    assert list((exp / "tune" / "run-001").glob("*/events.out.tfevents.*"))
-    assert list((exp / "tune" / "run-001").glob("*/progress.csv"))  # Tune's CSV/JSON loggers stay
+    (run_dir,) = (exp / "tune").glob("run-001-*")
+    assert list(run_dir.glob("*/events.out.tfevents.*"))
+    assert list(run_dir.glob("*/progress.csv"))  # Tune's CSV/JSON loggers stay
 
 
 def test_trial_tags_come_from_the_plan():

@@ -23,7 +23,7 @@ PROVENANCE = "provenance.json"  # versions, git revision, hardware, devices, sta
 LEASE = "driver.json"  # the driver holding the experiment, with its heartbeat
 SUMMARY_CSV = "summary.csv"
 SUMMARY_TXT = "summary.txt"
-TUNE = "tune"  # Ray Tune's own files: tune/run-001, run-002, ... (one per launch)
+TUNE = "tune"  # Ray Tune's own files: tune/run-001-<tag>, run-002-<tag>, ... (one per launch)
 REPORT = "report"  # default output folder of `python -m analysis`
 MLFLOW = "mlflow"  # the sweep file's `loggers: [mlflow]`: a file-based MLflow store (docs/trackers.md)
 WANDB = "wandb"  # `loggers: [wandb]`: W&B's run files
@@ -96,8 +96,11 @@ def trial_file(trial_id: str, name: str) -> str:
     return f"{trial_dir(trial_id)}/{name}"
 
 
-def tune_run(n: int) -> str:
-    return f"{TUNE}/run-{n:03d}"
+def tune_run(n: int, tag: str) -> str:
+    """A launch's Tune folder. `tag` (a digest of the experiment's location) keeps apart the runs of
+    two sweeps on one cluster: Tune stages a run's files in a folder named by its start second and
+    its name, which two `run-001` started in the same second would share."""
+    return f"{TUNE}/run-{n:03d}-{tag}"
 
 
 def tune_run_dir(run_name: str, *parts: str) -> str:

@@ -71,11 +71,12 @@ def main(argv=None) -> int:
         from ltray.experiment.storage import open_storage
         from ltray.sweep.dry_run import format_plan
         from ltray.sweep.load import load_sweep
-        from ltray.sweep.location import experiment_location
+        from ltray.sweep.location import check_data_root, experiment_location
         from ltray.sweep.plan import build_plan
 
         sweep = load_sweep(args.sweep, {"name": args.name})
         location = experiment_location(sweep.name, sweep.storage, args.storage)
+        check_data_root(sweep)
         sweep = sweep.model_copy(update={"storage": location.storage})
         plan = build_plan(sweep)
         if args.dry_run:

@@ -49,3 +49,22 @@ def experiment_location(name: str, sweep_storage: str, cli_storage: str | None =
                           "or an absolute path on shared storage")
     parent = resolve_location(value, "storage")
     return Location(parent, join(parent, name), source)
+
+
+def check_data_root(sweep, env=None, cwd: str | None = None) -> None:
+    """A relative data_root inside a Ray job's temporary working dir would put torchvision datasets
+    (and their downloads) in a folder that disappears with the session: refuse it, as storage is,
+    when the sweep reads any dataset from files (the bundled ones need none)."""
+    from ltray.data import get_dataset
+
+    env = os.environ if env is None else env
+    cwd = os.getcwd() if cwd is None else cwd
+    if Path(sweep.data_root).expanduser().is_absolute() or not in_job_copy(cwd, env):
+        return
+    tasks = set(sweep.grid.tasks) | {t for g in sweep.consensus for t in g.target_tasks}
+    files = sorted(t for t in tasks if not get_dataset(sweep.task(t).dataset).bundled)
+    if files:
+        raise ConfigError(f"data_root: {str(sweep.data_root)!r} is a relative path, and this Ray job runs in Ray's "
+                          f"temporary copy of the working dir ({cwd}), where datasets ({', '.join(files[:3])}) "
+                          "would be looked for and downloaded again for every job; set data_root to an absolute "
+                          "path on the nodes (e.g. /home/ray/data)")

@@ -31,7 +31,7 @@ def _metrics():
         "progress": Gauge("ltray_progress", "Share of the planned rounds and follow-up trials finished, in [0, 1]",
                           tag_keys=exp),
         "eta_seconds": Gauge("ltray_eta_seconds", "Estimated seconds until the sweep finishes", tag_keys=exp),
-        "trials_running": Gauge("ltray_trials_running", "Trials running, by the device their resources give them",
+        "trials_running": Gauge("ltray_trials_running", "Trials running, by the device they train on (gpu or cpu: their rows, else their share)",
                                 tag_keys=exp + ("device",)),
     }
 

@@ -20,6 +20,7 @@ from ray.tune.search import ConcurrencyLimiter
 
 from ltray.errors import ExperimentError
 from ltray.experiment import layout
+from ltray.experiment.ids import digest
 from ltray.experiment.folder import record_devices
 from ltray.experiment.lease import FAILED, FINISHED, INTERRUPTED, Lease
 from ltray.experiment.records import all_rows, scan_trials
@@ -202,7 +203,7 @@ def _devices(table: RoundsTable) -> dict[str, int]:
 
 def _run_name(storage: Storage) -> str:
     runs = [n for n in storage.list_dir(layout.TUNE) if n.startswith("run-")]
-    return layout.tune_run(len(runs) + 1).rsplit("/", 1)[-1]
+    return layout.tune_run(len(runs) + 1, digest(storage.uri)[:6]).rsplit("/", 1)[-1]
 
 
 def _kill(actor) -> None:
