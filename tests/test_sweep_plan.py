@@ -32,6 +32,17 @@ def test_trial_ids_are_stable_unique_and_follow_settings():
     assert not set(ids) & {t.trial_id for t in changed.trajectories}
 
 
+def test_prune_shortcuts_reaches_every_trajectory_config():
+    default = build_plan(parse_sweep(TINY_SWEEP))
+    assert all(t.config.prune.prune_shortcuts is False for t in default.trajectories)  # the paper's rule
+    asked = build_plan(parse_sweep({**TINY_SWEEP, "prune": {"prune_shortcuts": True}}))
+    assert all(t.config.prune.prune_shortcuts is True for t in asked.trajectories)
+    assert all(t.config.prune.technique == t.labels["technique"] for t in asked.trajectories)
+    assert not {t.trial_id for t in default.trajectories} & {t.trial_id for t in asked.trajectories}
+    with pytest.raises(ConfigError, match="prune.prune_shortcuts"):
+        parse_sweep({**TINY_SWEEP, "prune": {"prune_shortcuts": "sometimes"}})
+
+
 def test_consensus_sources_run_first_and_thresholds_resolve():
     plan = build_plan(parse_sweep({**TINY_SWEEP, "consensus": [{**TINY_SWEEP["consensus"][0],
                                                                 "thresholds": ["all", 2]}]}))

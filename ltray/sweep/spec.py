@@ -53,6 +53,7 @@ class PruneSettings(Frozen):
     fraction: float = Field(0.2, gt=0, lt=1)  # of what still survives, per round
     dim: int = Field(1, ge=0)  # structured techniques: 1 = input channels / features
     prune_output: bool = True
+    prune_shortcuts: bool = False  # ResNet shortcut 1x1 convs: dense as in the paper's Table 1
 
 
 class Resources(Frozen):
