@@ -20,6 +20,12 @@ def test_shipped_sweeps_plan_the_documented_sizes():
     assert len(full.groups) == 4 * 6 and full.max_followups() == 24 * (7 * 2 + 5 * 7)
     demo = build_plan(load_sweep(SWEEPS / "demo.yaml"))
     assert len(demo.trajectories) == 8 and demo.max_followups() == 53
+    bundled = build_plan(load_sweep(SWEEPS / "paper-bundled.yaml"))
+    assert len(bundled.trajectories) == 5 and bundled.max_followups() == 6 * 2 + 5 * 6
+    (group,) = bundled.groups
+    assert group.thresholds == (5,) and group.source_round == 2  # the paper's: 5 of 5, after 2 rounds
+    train = bundled.sweep.train
+    assert (train.lr, train.batch_size, train.momentum, train.weight_decay, train.rewind) == (0.01, 32, 0, 0, "init")
     denoise = build_plan(load_sweep(SWEEPS / "denoise.yaml"))
     assert {t.labels["arch"] for t in denoise.trajectories} == {"lenet", "alexnet", "vgg11", "resnet18"}
 
