@@ -108,7 +108,7 @@ def summarise(runs: list[dict], epoch_counts: list[int]) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     head = ("| epochs | mean pairwise Jaccard distance (min-max) | moved since previous | "
-            "consensus sparsity | chance | chance, per layer | val acc round 0 / 1 | CPU s |")
+            "consensus sparsity | chance | chance, per layer | val acc round 0 / 1 | seconds, jobs summed |")
     lines = [head, "|" + "---|" * 8]
     for r in rows:
         moved = "—" if r["moved_since_previous"] is None else f"{r['moved_since_previous']:.3f}"
