@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch.nn.utils import prune as tprune
 
+from ltray.config import PruneConfig
 from ltray.models import MODELS, build_model, build_skeleton, get_arch, mask_layers, prunable_weights
 from ltray.models import output_layer_name, shortcut_layers
 from ltray.pruning import TECHNIQUES, prune
@@ -43,12 +44,15 @@ def as_printed(count: int, printed: str) -> bool:
     return figure in (truncated, rounded)
 
 
-def table_rows(arch: str, *, include_output=True, include_shortcuts=False, dense_first=False,
-               count_unprunable=True, round_of=lambda i: i + 1) -> list[int]:
-    """Unpruned parameters at each listed iteration under a layer rule (the defaults: ltray's)."""
+def table_rows(arch: str, *, dense_first=False, count_unprunable=True, round_of=lambda i: i + 1,
+               **layer_rule) -> list[int]:
+    """Unpruned parameters at each listed iteration under a layer rule; by default the one a
+    trajectory with default settings prunes (PruneConfig's defaults, as run_trajectory passes them)."""
+    defaults = PruneConfig()
+    rule = {"include_output": defaults.prune_output, "include_shortcuts": defaults.prune_shortcuts, **layer_rule}
     model = build_skeleton(arch, 10, get_arch(arch).image_size)
     params = dict(model.named_parameters())
-    names = prunable_weights(model, include_output=include_output, include_shortcuts=include_shortcuts)
+    names = prunable_weights(model, **rule)
     if dense_first:
         names = names[1:]
     shapes = {n: tuple(params[n].shape) for n in names}
