@@ -3,8 +3,9 @@
 For each epoch count, the consensus sources of the sweep are trained with its recipe (no Ray,
 ltray's run_trajectory) for rounds 0 and 1, and their round-2 masks (two pruning rounds) compared:
 the mean pairwise Jaccard distance between tasks, how far each task's mask moved since the previous
-epoch count, the intersection's sparsity and its chance level. Not part of run_all.py (about 20
-minutes on 2 cores with the default epoch counts).
+epoch count, the intersection's sparsity and its chance level. Not part of run_all.py (about 10
+minutes on 2 idle cores with the default epoch counts, estimated; `--epochs ... 160` doubles it).
+Results: docs/paper-bundled.md.
 
     nice -n 10 python bench/mask_convergence.py [--epochs 5 10 20 40 80] [--workers 2] [--json F]
 """
