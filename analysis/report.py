@@ -158,6 +158,7 @@ def section_headline(ctx: Context, sec: Section) -> None:
         "arch": wide["arch"], "recipe": wide["recipe"],
         "keep if votes ≥": [f"{int(k)} of {int(n)}" for k, n in zip(wide["threshold"], wide["n_sources"])],
         "seeds": wide["n_seeds"], "consensus sparsity (%)": P.pct(wide["consensus_sparsity"]).round(1),
+        "chance (%)": P.pct(wide["chance_sparsity"]).round(1),
         "equivalent rounds": wide["equivalent_rounds"].round(2),
         "rounds saved": wide["rounds_saved"].round(2)})
     held = dict(zip(long["target"], long["held_out"])) if not long.empty else {}
@@ -171,7 +172,11 @@ def section_headline(ctx: Context, sec: Section) -> None:
         label = f"gap {target}{mark} (pp)"
         shown[label] = P.pct(wide[c]).round(2)
     sec.blocks.append(markdown_table(shown))
-    sec.blocks.append("*Rounds saved = equivalent sequential rounds − the sources' round (negative: "
+    sec.blocks.append("*Chance = the sparsity the same vote would reach if the source masks were "
+                      "independent, each with its own density (intersection: 1 − the product of the "
+                      "densities); a consensus less sparse than chance means the tasks share weights "
+                      f"beyond chance (— : a source's round is not in {ROUNDS.csv} yet). "
+                      "Rounds saved = equivalent sequential rounds − the sources' round (negative: "
                       "the consensus is less sparse than its sources). Gap = prêt-à-porter minus "
                       "the target's own bespoke ticket at the matched sparsity, test accuracy in "
                       "percentage points, means over seeds (— : the target has no bespoke ticket; "

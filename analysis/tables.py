@@ -83,3 +83,25 @@ def plain_consensus(consensus: pd.DataFrame) -> pd.DataFrame:
     df = consensus[consensus["leave_out"] == ""].copy()
     df["recipe"] = [group_recipe(g, s) for g, s in zip(df["group"], df["seed"])]
     return df
+
+
+def consensus_chance(consensus: pd.DataFrame, bespoke: pd.DataFrame | None) -> pd.Series:
+    """Per consensus row, the sparsity its k-of-N vote would reach if the source masks were
+    independent with the sources' densities at the source round (ltray.chance); NaN while a
+    source's round is not in rounds.csv."""
+    from ltray.chance import chance_sparsity
+
+    index = {}
+    if bespoke is not None and not bespoke.empty:
+        b = bespoke.dropna(subset=["sparsity"])
+        keys = zip(b["dataset"], b["arch"], b["technique"], b["seed"], b["round"].astype(int))
+        index = dict(zip(keys, b["sparsity"]))
+    out = []
+    for row in consensus.itertuples(index=False):
+        sources = [s for s in str(row.sources).split(";") if s]
+        found = [index.get((s, row.arch, row.technique, row.seed, int(row.source_round))) for s in sources]
+        if not sources or any(v is None or pd.isna(v) for v in found) or pd.isna(row.threshold):
+            out.append(np.nan)
+        else:
+            out.append(chance_sparsity([1.0 - v for v in found], int(row.threshold)))
+    return pd.Series(out, index=consensus.index, dtype="float64", name="chance_sparsity")

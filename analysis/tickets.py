@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.loading import group_recipe
+from analysis.tables import consensus_chance, plain_consensus
 from ltray.experiment import tickets as T
-from analysis.tables import plain_consensus
 
 PRET = "prêt-à-porter"
 PRET_LOO = "prêt-à-porter, leave-one-out"
@@ -130,16 +130,19 @@ def followup_summary(followups: pd.DataFrame, plan: dict | None = None,
 
 def headline(consensus: pd.DataFrame, followups: pd.DataFrame, plan: dict | None = None,
              bespoke: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Headline: per arch and consensus recipe/threshold, consensus sparsity, sequential rounds
+    """Headline: per arch and consensus recipe/threshold, consensus sparsity beside its chance
+    level (independent source masks of the same densities, ltray.chance), sequential rounds
     saved (equivalent_rounds - source_round) and per-target accuracy gap (prêt-à-porter minus
     the target's own bespoke ticket: retrained, else its trajectory's closest round; means over
     seeds). Returns (wide summary, long per-target)."""
     cons = plain_consensus(consensus)
     if cons.empty:
         return pd.DataFrame(), pd.DataFrame()
+    cons["chance_sparsity"] = consensus_chance(cons, bespoke)
     keys = ["arch", "recipe", "technique", "source_round", "threshold", "n_sources"]
     base = cons.groupby(keys).agg(
         n_seeds=("seed", "nunique"), consensus_sparsity=("sparsity", "mean"),
+        chance_sparsity=("chance_sparsity", lambda v: v.mean(skipna=False)),
         equivalent_rounds=("equivalent_rounds", "mean")).reset_index()
     base["rounds_saved"] = base["equivalent_rounds"] - base["source_round"]
     summary = followup_summary(followups, plan, bespoke)

@@ -24,12 +24,12 @@ N_MASKS, KEEP, GOAL = 5, 0.64, 2.0  # 5 sources at round 2 (0.8^2 of the weights
 
 
 def resnet18_shapes() -> dict[str, tuple[int, ...]]:
-    """The prunable weights of ltray's resnet18 for 10 classes (every conv and linear weight)."""
-    from ltray.models import build_model, prunable_weights
+    """The mask layout of ltray's resnet18 for 10 classes (every conv and linear weight)."""
+    from ltray.models import build_model, mask_layers
 
     model = build_model("resnet18", 10, 0)
     params = dict(model.named_parameters())
-    return {n: tuple(params[n].shape) for n in prunable_weights(model, include_output=True)}
+    return {n: tuple(params[n].shape) for n in mask_layers(model)}
 
 
 def main(argv=None) -> dict:

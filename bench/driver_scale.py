@@ -214,17 +214,14 @@ def main(argv=None) -> dict:
 def full_similarity_rows(plan_full: Plan) -> int:
     """similarity.csv's rows at the end of full.yaml: pairs sharing a task or technique per
     (arch, seed, round), times each architecture's layers + '__all__'."""
-    import torch
-
-    from ltray.models import build_model, prunable_weights
+    from ltray.models import build_skeleton, mask_layers
 
     sweep = plan_full.sweep
     tasks, techniques = len(sweep.grid.tasks), len(sweep.grid.techniques)
     pairs = tasks * techniques * (tasks - 1 + techniques - 1) // 2
     rows = 0
     for arch in sweep.grid.archs:
-        with torch.device("meta"):  # shapes only: VGG11 at 224 px has 128M weights
-            layers = len(prunable_weights(build_model(arch, 10, 0), include_output=True))
+        layers = len(mask_layers(build_skeleton(arch, 10)))  # shapes only: VGG11 has 129M weights
         rows += len(sweep.grid.seeds) * sweep.rounds * pairs * (layers + 1)
     return rows
 

@@ -107,6 +107,8 @@ class PruneConfig(Frozen):
     fraction: Number = Field(0.2, gt=0, lt=1)
     dim: Int = Field(1, ge=0)  # structured techniques: 1 = input channels / features
     prune_output: bool = True  # the output layer is pruned at the same rate
+    # ResNet shortcut (downsample) 1x1 convolutions: dense in the paper's Table 1; True prunes them too
+    prune_shortcuts: bool = False
 
 
 class TrajectoryConfig(Frozen):

@@ -165,6 +165,7 @@ def test_headline_numbers(full):
     assert len(head) == 2  # thresholds 3 and 2 of the one recipe
     t3 = head[head.threshold == 3].iloc[0]
     assert t3.consensus_sparsity == pytest.approx(28 / 32)  # 12..15 survive on all three
+    assert t3.chance_sparsity == pytest.approx(1 - 0.5**3)  # three sources of density 16/32
     assert t3.equivalent_rounds == pytest.approx(3.0)  # 1 - 0.5**3 = 0.875
     assert t3.rounds_saved == pytest.approx(2.0)
     assert t3.gap_t1 == pytest.approx(0.81 - 0.86)
@@ -173,12 +174,43 @@ def test_headline_numbers(full):
     assert math.isnan(t3.gap_t4)  # held out: no bespoke ticket of its own
     t2 = head[head.threshold == 2].iloc[0]
     assert t2.consensus_sparsity == 0.5 and t2.rounds_saved == pytest.approx(0.0)
+    assert t2.chance_sparsity == pytest.approx(1 - (3 * 0.5**3 + 0.5**3))  # 1 - P(>= 2 of 3 keep)
     per_target = _table(full[1], "headline_per_target").set_index("target")
     assert per_target.held_out.to_dict() == {"t1": False, "t2": False, "t3": False, "t4": True}
     # t4 (held out) has only another source's ticket: t1's, 0.45 and 0.47
     assert per_target.loc["t4", "gap_other_sources"] == pytest.approx(0.51 - 0.46)
     md = (full[1].out / "report.md").read_text()
-    assert "| tiny | c-tiny-global_unstructured-r1 | 3 of 3 | 2 | 87.5 | 3 | 2 | -5 | 2 | -3 | — |" in md
+    assert "| consensus sparsity (%) | chance (%) |" in md
+    assert "| tiny | c-tiny-global_unstructured-r1 | 3 of 3 | 2 | 87.5 | 87.5 | 3 | 2 | -5 | 2 | -3 | — |" in md
+
+
+def test_chance_beside_every_consensus_sparsity():
+    """Each consensus row's chance level comes from its own sources' densities at its source
+    round and its threshold; a source whose round is missing leaves it unknown (NaN)."""
+    from analysis.tables import consensus_chance
+
+    bespoke = pd.DataFrame([
+        {"dataset": t, "arch": "a", "technique": "g", "seed": seed, "round": r, "sparsity": s}
+        for seed in (0, 1)
+        for t, d in {"x": 0.6, "y": 0.7, "z": 0.8}.items()
+        for r, s in {1: 1 - d, 2: 1 - d * d}.items()
+        if not (seed == 1 and t == "z" and r == 2)])
+    row = dict(arch="a", technique="g", leave_out="")
+    consensus = pd.DataFrame([
+        {**row, "seed": 0, "source_round": 1, "threshold": 3, "sources": "x;y;z"},
+        {**row, "seed": 0, "source_round": 2, "threshold": 3, "sources": "x;y;z"},
+        {**row, "seed": 0, "source_round": 1, "threshold": 2, "sources": "x;y;z"},
+        {**row, "seed": 0, "source_round": 1, "threshold": 2, "sources": "y;z", "leave_out": "x"},
+        {**row, "seed": 1, "source_round": 2, "threshold": 3, "sources": "x;y;z"},
+    ])
+    chance = consensus_chance(consensus, bespoke).tolist()
+    assert chance[0] == pytest.approx(1 - 0.6 * 0.7 * 0.8)
+    assert chance[1] == pytest.approx(1 - 0.36 * 0.49 * 0.64)
+    at_least_two = 0.6 * 0.7 * 0.2 + 0.6 * 0.3 * 0.8 + 0.4 * 0.7 * 0.8 + 0.6 * 0.7 * 0.8
+    assert chance[2] == pytest.approx(1 - at_least_two)
+    assert chance[3] == pytest.approx(1 - 0.7 * 0.8)
+    assert math.isnan(chance[4])  # z has not reported round 2 for seed 1
+    assert consensus_chance(consensus, None).isna().all()
 
 
 def test_followups_pool_sources_and_pair_leave_one_out(full):
@@ -416,7 +448,7 @@ def test_demo_like_headline_uses_own_trajectory_for_held_out_grid_task(demo):
     assert math.isnan(per.loc[(2, "t1")].acc_pret_a_porter_loo)  # LOO sits beside the intersection
     md = (demo[1].out / "report.md").read_text()
     assert "| gap t4 (held out)† (pp) | gap t5 (held out) (pp) |" in md
-    assert "| tiny | c-tiny-global_unstructured-r1 | 3 of 3 | 1 | 87.5 | 3 | 2 | -1 | " in md
+    assert "| tiny | c-tiny-global_unstructured-r1 | 3 of 3 | 1 | 87.5 | 87.5 | 3 | 2 | -1 | " in md
 
 
 def test_demo_like_followup_categories(demo):

@@ -186,3 +186,38 @@ def test_closest_round_ties_go_to_the_earlier_round():
     assert closest_round({1: 0.2, 2: 0.36}, 0.2800001) == 2
     with pytest.raises(ValueError):
         closest_round({}, 0.5)
+
+
+# ---- chance level ------------------------------------------------------------------------------
+
+
+def test_chance_sparsity_is_the_independent_vote():
+    import itertools
+
+    from ltray.chance import chance_sparsity
+
+    assert chance_sparsity([0.64] * 5) == pytest.approx(1 - 0.64**5)  # 0.893: five 36%-sparse masks
+    assert chance_sparsity([0.64] * 5) == pytest.approx(0.8926, abs=1e-4)
+    densities = [0.9, 0.5, 0.3, 0.75]
+    for k in range(1, 5):
+        keep = sum(
+            np.prod([d if kept else 1 - d for d, kept in zip(densities, votes)])
+            for votes in itertools.product([0, 1], repeat=4) if sum(votes) >= k)
+        assert chance_sparsity(densities, k) == pytest.approx(1 - keep), k
+    assert chance_sparsity(densities, "all") == chance_sparsity(densities, 4)
+    with pytest.raises(ValueError):
+        chance_sparsity([0.5, 1.5])
+    with pytest.raises(ValueError):
+        chance_sparsity([0.5, 0.5], 3)
+
+
+def test_layerwise_chance_matches_densities_per_layer():
+    from ltray.chance import chance_sparsity, layerwise_chance_sparsity
+
+    small = np.ones(10, bool)
+    a = {"big": np.r_[np.ones(20, bool), np.zeros(80, bool)], "small": small}
+    b = {"big": np.r_[np.zeros(50, bool), np.ones(50, bool)], "small": small}
+    # per layer: big keeps 0.2 * 0.5 of 100 weights, small all 10 -> 20 of 110 kept
+    assert layerwise_chance_sparsity([a, b]) == pytest.approx(1 - 20 / 110)
+    whole = chance_sparsity([30 / 110, 60 / 110])
+    assert layerwise_chance_sparsity([a, b]) < whole  # the small dense layer is shared by all

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ltray.errors import ConfigError
-from ltray.models import MODELS, build_model, get_arch, output_layer_name, prunable_weights
+from ltray.models import MODELS, build_model, get_arch, mask_layers, output_layer_name, prunable_weights
 
 SMALL_SIZE = {"lenet": 20, "lenet_300_100": 16, "alexnet": 64, "vgg11": 32, "resnet18": 32}
 OUTPUT = {"lenet": "fc3", "lenet_300_100": "fc3", "alexnet": "classifier.6", "vgg11": "classifier.6", "resnet18": "fc"}
@@ -139,10 +139,14 @@ def test_prunable_weights_conv_and_linear_only():
     names = prunable_weights(cached("lenet", 10, 0))
     assert names == ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight", "fc3.weight"]
     assert prunable_weights(cached("lenet", 10, 0), include_output=False) == names[:-1]
-    res = prunable_weights(cached("resnet18", 10, 0))
-    assert len(res) == 21 and res[0] == "conv1.weight" and res[-1] == "fc.weight"
-    assert "layer2.0.downsample.0.weight" in res
-    assert not any("bn" in n or n.endswith("bias") for n in res)
+    resnet = cached("resnet18", 10, 0)
+    layout = mask_layers(resnet)
+    assert len(layout) == 21 and layout[0] == "conv1.weight" and layout[-1] == "fc.weight"
+    assert "layer2.0.downsample.0.weight" in layout
+    assert not any("bn" in n or n.endswith("bias") for n in layout)
+    res = prunable_weights(resnet)  # the paper's rule: the three shortcut convs stay dense
+    assert res == [n for n in layout if "downsample" not in n] and len(res) == 18
+    assert prunable_weights(resnet, include_shortcuts=True) == layout
     assert prunable_weights(cached("vgg11", 10, 0))[-1] == "classifier.6.weight"
 
 
@@ -158,3 +162,13 @@ def test_min_image_size_really_runs(arch):
     size = get_arch(arch).min_image_size
     model = build_model(arch, 3, 0, image_size=size)
     assert _forward(model, arch, size).shape == (2, 3)
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_skeleton_has_the_built_models_names_and_shapes(arch):
+    from ltray.models import build_skeleton
+
+    built, skeleton = cached(arch, 10, 0), build_skeleton(arch, 10)
+    shapes = lambda m: [(k, tuple(v.shape)) for k, v in m.state_dict().items()]  # noqa: E731
+    assert shapes(skeleton) == shapes(built)
+    assert all(p.is_meta for p in skeleton.parameters())

@@ -20,6 +20,12 @@ def test_shipped_sweeps_plan_the_documented_sizes():
     assert len(full.groups) == 4 * 6 and full.max_followups() == 24 * (7 * 2 + 5 * 7)
     demo = build_plan(load_sweep(SWEEPS / "demo.yaml"))
     assert len(demo.trajectories) == 8 and demo.max_followups() == 53
+    bundled = build_plan(load_sweep(SWEEPS / "paper-bundled.yaml"))
+    assert len(bundled.trajectories) == 5 and bundled.max_followups() == 6 * 2 + 5 * 6
+    (group,) = bundled.groups
+    assert group.thresholds == (5,) and group.source_round == 2  # the paper's: 5 of 5, after 2 rounds
+    train = bundled.sweep.train
+    assert (train.lr, train.batch_size, train.momentum, train.weight_decay, train.rewind) == (0.01, 32, 0, 0, "init")
     denoise = build_plan(load_sweep(SWEEPS / "denoise.yaml"))
     assert {t.labels["arch"] for t in denoise.trajectories} == {"lenet", "alexnet", "vgg11", "resnet18"}
 
@@ -30,6 +36,17 @@ def test_trial_ids_are_stable_unique_and_follow_settings():
     assert ids == [t.trial_id for t in b.trajectories] and len(set(ids)) == len(ids)
     changed = build_plan(parse_sweep({**TINY_SWEEP, "train": {**TINY_SWEEP["train"], "lr": 0.02}}))
     assert not set(ids) & {t.trial_id for t in changed.trajectories}
+
+
+def test_prune_shortcuts_reaches_every_trajectory_config():
+    default = build_plan(parse_sweep(TINY_SWEEP))
+    assert all(t.config.prune.prune_shortcuts is False for t in default.trajectories)  # the paper's rule
+    asked = build_plan(parse_sweep({**TINY_SWEEP, "prune": {"prune_shortcuts": True}}))
+    assert all(t.config.prune.prune_shortcuts is True for t in asked.trajectories)
+    assert all(t.config.technique == t.labels["technique"] for t in asked.trajectories)
+    assert not {t.trial_id for t in default.trajectories} & {t.trial_id for t in asked.trajectories}
+    with pytest.raises(ConfigError, match="prune.prune_shortcuts"):
+        parse_sweep({**TINY_SWEEP, "prune": {"prune_shortcuts": "sometimes"}})
 
 
 def test_consensus_sources_run_first_and_thresholds_resolve():

@@ -14,7 +14,7 @@ from ltray.config import DataConfig, PruneConfig, RotateView, TaskSpec, TicketCo
 from ltray.data import augment, clear_caches, resize
 from ltray.errors import ExperimentError, MaskFileError
 from ltray.masks import count_kept, load_mask, save_mask, sparsity, total_weights
-from ltray.models import build_model, output_layer_name, prunable_weights
+from ltray.models import build_model, mask_layers, output_layer_name, prunable_weights, shortcut_layers
 from ltray.training import TrajectoryState, run_trajectory, train_ticket
 from ltray.training.loop import MaskApplier, MaskedSGD, train_round
 from ltray.training.setup import prepare, seeded_generator
@@ -249,6 +249,24 @@ def test_masks_only_shrink_and_the_output_layer_can_stay_dense(tmp_path, techniq
     for m in masks:
         assert output in m and m[output].all()
     assert not masks[-1]["fc1.weight"].all() and results[-1].sparsity > 0
+
+
+@pytest.mark.parametrize("prune_shortcuts", [False, True])
+def test_resnet18_shortcuts_stay_dense_unless_asked(tmp_path, prune_shortcuts):
+    """The paper's rule by default: the downsample convs stay in the mask, all True; the option
+    prunes them with the rest. Either way the round-1 mask removes round(0.2 * prunable)."""
+    cfg = TrajectoryConfig(task_name="digits", task=TASK, arch="resnet18", seed=0, rounds=2,
+                           train=TrainConfig(epochs=1), data=DataConfig(max_train_samples=64, image_size=8),
+                           prune=PruneConfig(prune_shortcuts=prune_shortcuts))
+    run(cfg, tmp_path)
+    model = build_model("resnet18", 10, 0, image_size=8)
+    shortcuts = shortcut_layers(model)
+    first, pruned = round_masks(tmp_path, 2)
+    assert list(first) == list(pruned) == mask_layers(model)  # one layout whatever the option
+    assert all(first[n].all() for n in first)
+    prunable = sum(first[n].size for n in prunable_weights(model, include_shortcuts=prune_shortcuts))
+    assert total_weights(pruned) - count_kept(pruned) == round(0.2 * prunable)
+    assert all(pruned[n].all() for n in shortcuts) != prune_shortcuts
 
 
 def test_random_pruning_draws_the_same_mask_on_every_task(tmp_path):

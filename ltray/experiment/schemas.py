@@ -131,7 +131,7 @@ ROUNDS = _table(
     ("technique", "str", "pruning technique (follow-ups: the group's)"),
     ("seed", "int", "seed (same seed = same initial weights)"),
     ("round", "int", "trajectory round (0 = dense); follow-ups: 0"),
-    ("sparsity", "float", "fraction of prunable weights masked out"),
+    ("sparsity", "float", "fraction of the mask's weights (every conv and linear weight) masked out; layers kept dense count as unpruned"),
     ("effective_sparsity", "float", "the same, also counting weights disconnected by pruned neighbours"),
     ("train_loss", "float", "mean training loss over the round's last epoch"),
     ("val_acc", "float", "accuracy on the held-out 20% of the train set, in [0, 1]"),
@@ -160,7 +160,7 @@ CONSENSUS = _table(
     ("leave_out", "str", "the task left out (leave-one-out), empty otherwise"),
     ("n_sources", "int", "number of source masks"),
     ("sources", "str", "their tasks, `;`-separated"),
-    ("sparsity", "float", "fraction of prunable weights masked out"),
+    ("sparsity", "float", "fraction of the mask's weights (every conv and linear weight) masked out; layers kept dense count as unpruned"),
     ("equivalent_rounds", "float", "rounds of sequential pruning that would reach this sparsity: "
                                    "log(1-sparsity)/log(1-fraction)"),
     ("mask_path", "str", "relative path of the consensus mask"),

@@ -1,8 +1,18 @@
 """Architectures: a registry of specs (LeNet, LeNet-300-100, AlexNet, VGG11, ResNet18), seeded
-construction that is identical across tasks, and the names of prunable weights."""
+construction that is identical across tasks, and which weights are masked and pruned."""
 
-from ltray.models.build import build_model
-from ltray.models.layers import output_layer_name, prunable_weights
+from ltray.models.build import build_model, build_skeleton
+from ltray.models.layers import mask_layers, output_layer_name, prunable_weights, shortcut_layers
 from ltray.models.registry import MODELS, ArchSpec, get_arch
 
-__all__ = ["MODELS", "ArchSpec", "build_model", "get_arch", "output_layer_name", "prunable_weights"]
+__all__ = [
+    "MODELS",
+    "ArchSpec",
+    "build_model",
+    "build_skeleton",
+    "get_arch",
+    "mask_layers",
+    "output_layer_name",
+    "prunable_weights",
+    "shortcut_layers",
+]

@@ -38,6 +38,17 @@ def build_model(arch: str, num_classes: int, seed: int, image_size: int | None =
     return model
 
 
+def build_skeleton(arch: str, num_classes: int, image_size: int | None = None) -> nn.Module:
+    """The network on the meta device: every name and shape of `build_model`'s, no weights.
+    For counting and layouts; cheap even for VGG11's 129M parameters."""
+    spec = get_arch(arch)
+    size = spec.image_size if image_size is None else image_size
+    with torch.device("meta"):
+        model = spec.construct(CANONICAL_CLASSES, size)
+        _replace_output(model, num_classes, spec.init_output)
+    return model
+
+
 def _replace_output(model: nn.Module, num_classes: int, init: Callable[[nn.Linear], None] | None) -> None:
     """Swap the last linear layer for a fresh one of `num_classes` outputs, keeping its name."""
     name = output_layer_name(model)

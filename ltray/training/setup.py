@@ -11,7 +11,7 @@ from torch import nn
 
 from ltray.config import DataConfig, TaskSpec
 from ltray.data import TaskData, load_task
-from ltray.models import build_model, get_arch, prunable_weights
+from ltray.models import build_model, get_arch, mask_layers
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Setup:
     model: nn.Module
     initial: dict[str, torch.Tensor]  # state_dict at iteration 0 (device copies)
     input_shape: tuple[int, int, int]  # C, H, W
-    mask_names: list[str]  # every conv/linear weight; the mask covers all of them
+    mask_names: list[str]  # every conv/linear weight; the mask covers all of them, pruned or not
 
 
 def default_device() -> torch.device:
@@ -57,7 +57,7 @@ def prepare(
         model=model,
         initial=initial,
         input_shape=(spec.in_channels, size, size),
-        mask_names=prunable_weights(model, include_output=True),
+        mask_names=mask_layers(model),
     )
 
 

@@ -69,7 +69,8 @@ def run_trajectory(
                                 config_key=cfg.key())
     elif state.config_key and state.config_key != cfg.key():
         raise ValueError(f"resume state belongs to config {state.config_key}, not {cfg.key()}")
-    prunable = set(prunable_weights(setup.model, include_output=cfg.prune.prune_output))
+    prunable = set(prunable_weights(setup.model, include_output=cfg.prune.prune_output,
+                                    include_shortcuts=cfg.prune.prune_shortcuts))
     results = []
     for r in range(state.next_round, cfg.rounds):
         start = time.perf_counter()
