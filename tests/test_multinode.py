@@ -244,7 +244,9 @@ def _alive(pid: int) -> bool:
 def test_removed_worker_loses_no_finished_round(cluster, tmp_path):
     rounds = 5
     workers = two_workers(cluster)
-    overrides = {"rounds": rounds, "train": {"epochs": 2}, "data": {**SWEEP["data"], "max_train_samples": 600}}
+    # rounds of ~2 s: longer than the driver takes to log a result under load, so the killer sees a
+    # trial's first round while it still has rounds to go
+    overrides = {"rounds": rounds, "train": {"epochs": 2}, "data": {**SWEEP["data"], "max_train_samples": 2000}}
     exp = tmp_path / "removal"
     killer = NodeKiller(cluster, exp, after_round=0)
     killer.start()

@@ -27,6 +27,9 @@ from tests.sweep_helpers import TINY_SWEEP, short_tmpdir, tiny_sweep, vote_conse
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 URI = "s3://ltray-e2e/experiments"
+# the tiny sweep with one technique, two targets, no leave-one-out: 3 trajectories, a group, 10 follow-ups
+SMALL = dict(grid={**TINY_SWEEP["grid"], "techniques": ["global_unstructured"]},
+             consensus=[{**TINY_SWEEP["consensus"][0], "leave_one_out": False, "targets": ["plain", "uci"]}])
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def test_killed_driver_resumed_on_s3_loses_nothing(bucket, tmp_path, capsys):
     from ltray.status import main as status_main
 
     sweep_file = tmp_path / "tiny.yaml"
-    sweep_file.write_text(yaml.safe_dump({**TINY_SWEEP, "storage": "relative/ignored"}))
+    sweep_file.write_text(yaml.safe_dump({**TINY_SWEEP, **SMALL, "storage": "relative/ignored"}))
     exp = open_storage(f"{URI}/tiny")
     env = {**os.environ, "LTRAY_RAY_TMPDIR": short_tmpdir("lts-"), "LTRAY_STORAGE": URI}
     cmd = [sys.executable, "-m", "ltray.sweep", str(sweep_file), "--address", "local", "--progress-interval", "5"]
@@ -58,7 +61,7 @@ def test_killed_driver_resumed_on_s3_loses_nothing(bucket, tmp_path, capsys):
                               stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and len(_done(exp)) < 3:
+        while time.monotonic() < deadline and len(_done(exp)) < 2:
             assert driver.poll() is None, driver.stdout.read()
             time.sleep(0.5)
     finally:
@@ -66,7 +69,7 @@ def test_killed_driver_resumed_on_s3_loses_nothing(bucket, tmp_path, capsys):
         first_log = driver.communicate()[0]
     assert f"experiment folder {URI}/tiny (storage from $LTRAY_STORAGE)" in first_log
     done_before = _done(exp)
-    plan = build_plan(tiny_sweep("unused"))
+    plan = build_plan(tiny_sweep("unused", **SMALL))
     finished = [m for t in done_before if t in plan.by_id for m in
                 (layout.trajectory_mask(t, r) for r in range(plan.sweep.rounds))]
     before = _mtimes(exp, finished)
@@ -104,3 +107,20 @@ def test_killed_driver_resumed_on_s3_loses_nothing(bucket, tmp_path, capsys):
     assert analysis_main([f"{URI}/tiny"]) == 0
     assert f"report written to {URI}/tiny/report/report.md" in capsys.readouterr().out
     assert exp.is_file("report/report.md") and any(n.endswith(".png") for n in exp.walk("report/figures"))
+
+
+@pytest.mark.parametrize("storage, names", [
+    ("s3://no-such-bucket/experiments", "s3://no-such-bucket/experiments/tiny"),
+    ("s3:///experiments", "s3:///experiments"),
+])
+def test_a_bucket_that_cannot_be_used_is_one_line_and_exit_2(bucket, tmp_path, capsys, storage, names):
+    from ltray.sweep.__main__ import main
+
+    sweep_file = tmp_path / "tiny.yaml"
+    sweep_file.write_text(yaml.safe_dump(TINY_SWEEP))
+    capsys.readouterr()
+    assert main([str(sweep_file), "--storage", storage]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and names in lines[0], err
+    assert "Traceback" not in out + err

@@ -1,7 +1,8 @@
 """Drivers as a user meets them: while a sweep runs, a second driver (fresh or --resume) is refused
 with one line; SIGTERM and Ctrl-C stop it cleanly (one line, exit 143 / 130, no traceback, no
-Tune advice, its local Ray and temp dir gone); `ltray.status` says interrupted; a --resume
-finishes the sweep with every round and follow-up exactly once."""
+Tune advice, its local Ray and temp dir gone); `ltray.status` says interrupted; the last --resume
+finishes the sweep with every round and follow-up exactly once, without training a finished round
+or trial again. (A driver killed with SIGKILL, then --resume: test_s3.py.)"""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from tests.sweep_helpers import TINY_SWEEP, assert_complete_and_unique, short_tm
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
-# long enough that the first driver is still training when the second one is refused
-SWEEP = {**TINY_SWEEP, "rounds": 5, "train": {**TINY_SWEEP["train"], "epochs": 3},
-         "data": {**TINY_SWEEP["data"], "max_train_samples": 768}}
+# 6 trajectories and 23 follow-ups: each phase below stops the driver once it has trained a round,
+# so work is left for the next phase
+SWEEP = TINY_SWEEP
 
 
 def _driver(cmd, env) -> subprocess.Popen:
@@ -31,9 +32,17 @@ def _driver(cmd, env) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(exp: Path, done: int, driver: subprocess.Popen, timeout_s: float = 300) -> None:
+def _done(exp: Path) -> int:
+    return len(list(exp.glob("trials/*/done.json")))
+
+
+def _masks(exp: Path) -> int:
+    return len(list(exp.glob("masks/**/*.ltmask")))
+
+
+def _wait_for(exp: Path, done: int, driver: subprocess.Popen, timeout_s: float = 300, count=_done) -> None:
     deadline = time.monotonic() + timeout_s
-    while len(list(exp.glob("trials/*/done.json"))) < done:
+    while count(exp) < done:
         assert driver.poll() is None, driver.communicate()
         assert time.monotonic() < deadline, "the sweep made no progress"
         time.sleep(0.3)
@@ -67,7 +76,7 @@ def test_concurrent_drivers_signals_and_resume(tmp_path):
     sweep_file = tmp_path / "tiny.yaml"
     sweep_file.write_text(yaml.safe_dump({**SWEEP, "storage": str(tmp_path / "exp")}))
     exp = tmp_path / "exp" / "tiny"
-    plan = build_plan(tiny_sweep(tmp_path / "exp", rounds=SWEEP["rounds"], train=SWEEP["train"], data=SWEEP["data"]))
+    plan = build_plan(tiny_sweep(tmp_path / "exp"))
     cmd = [sys.executable, "-m", "ltray.sweep", str(sweep_file), "--address", "local", "--progress-interval", "5"]
 
     def env():
@@ -77,7 +86,7 @@ def test_concurrent_drivers_signals_and_resume(tmp_path):
     first_env, first_tmp = env()
     first = _driver(cmd, first_env)
     try:
-        _wait_for(exp, 1, first)
+        _wait_for(exp, 1, first, count=_masks)  # it trains
         second = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=env()[0], capture_output=True, text=True,
                                 timeout=120)
         assert second.returncode == 2 and "being run by another driver" in _one_line(second.stderr), second.stderr
@@ -94,12 +103,21 @@ def test_concurrent_drivers_signals_and_resume(tmp_path):
     again_env, again_tmp = env()
     again = _driver(cmd + ["--resume"], again_env)
     try:
-        _wait_for(exp, len(list(exp.glob("trials/*/done.json"))) + 1, again)
+        _wait_for(exp, _masks(exp) + 1, again, count=_masks)  # it trains again
         code, _, err = _stopped(again, signal.SIGINT, again_tmp)
     finally:
         if again.poll() is None:
             os.killpg(again.pid, signal.SIGKILL)
     assert code == 130 and "continue with --resume" in _one_line(err), err
+
+    done_before = {p.parent.name for p in exp.glob("trials/*/done.json")}
+    assert len(done_before) < len(plan.trajectories) + plan.max_followups(), "nothing left to resume"
+    finished = {}
+    for results in exp.glob("trials/*/results.json"):
+        for row in json.loads(results.read_text())["rounds"]:
+            st = (exp / row["mask_path"]).stat()
+            finished[row["mask_path"]] = (st.st_ino, st.st_mtime_ns)
+    assert finished, "no round was finished before the last --resume"
 
     last_env, last_tmp = env()
     last = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=last_env, capture_output=True, text=True, timeout=600)
@@ -107,3 +125,9 @@ def test_concurrent_drivers_signals_and_resume(tmp_path):
     assert_complete_and_unique(exp, plan)
     assert json.loads((exp / "driver.json").read_text())["state"] == "finished"
     assert not [p for p in os.listdir(last_tmp) if p.startswith("ltray-ray-")]
+    for rel, before in finished.items():  # finished rounds were not trained again
+        st = (exp / rel).stat()
+        assert (st.st_ino, st.st_mtime_ns) == before, rel
+    relaunched = [p.name for p in sorted((exp / "tune").glob("run-*"))[-1].iterdir() if p.is_dir()]
+    assert not set(relaunched) & done_before  # finished trials were not launched again
+    assert "pret_a_porter" in last.stdout  # the summary is printed

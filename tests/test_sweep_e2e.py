@@ -168,7 +168,8 @@ def test_damage_is_listed_then_repaired_by_resume(finished, tmp_path, capsys):
     for name in ("rounds.csv", "rounds.parquet"):
         (copy / name).write_bytes(b"\x00garbage\n")
     journal = copy / layout.JOURNAL
-    (segment,) = sorted(journal.iterdir())  # the finished run compacted its journal into one segment
+    # the finished run compacted its journal into segments (one per periodic flush, up to 8)
+    segment = sorted(p for p in journal.iterdir() if p.name.startswith("s"))[0]
     lines = segment.read_text().splitlines()
     segment.write_text("\n".join(["{garbled"] + lines[1:]) + "\n")  # its first record is lost
     (journal / "r0000009999.json").write_text(encode_record(9999, {"trial": sources[0], "round": 0}) + "\n")
