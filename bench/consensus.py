@@ -13,7 +13,7 @@ from pathlib import Path
 import _common as C  # noqa: I001 (puts the repository on sys.path)
 import numpy as np
 
-from ltray.consensus import VoteCounts
+from ltray.masks.votes import VoteCounts
 from ltray.masks import load_mask, save_mask
 from ltray.masks.format import load_packed_mask
 from ltray.masks.packed import Layout

@@ -2,7 +2,7 @@
 work. Builds the plan of sweeps/full.yaml, feeds a ConsensusAggregator tiny LeNet-shaped masks
 (written beforehand) for ~100 and ~1,200 trajectories x N rounds, and times each mask message,
 each ready_followups() call, the similarity flush, memory (tracemalloc), and the Tune searcher's
-own bookkeeping (Ray replaced by a stub). The aggregator before its fix runs side by side.
+own bookkeeping (Ray replaced by a stub). The goal: the cost per message stays flat as the plan grows.
 Run: python bench/driver_scale.py
 """
 
@@ -20,19 +20,19 @@ from types import SimpleNamespace
 
 import _common as C  # noqa: I001 (puts the repository on sys.path)
 import numpy as np
-import pandas as pd
 
+from ltray.experiment import layout
+from ltray.experiment.storage import LocalStorage
 from ltray.masks import save_mask
 from ltray.sweep.aggregator import ConsensusAggregator
 from ltray.sweep.load import load_sweep
 from ltray.sweep.plan import Plan, build_plan
 
-import _before_aggregator
-
 FULL = C.ROOT / "sweeps" / "full.yaml"
 LENET = {"conv1.weight": (6, 1, 3, 3), "conv2.weight": (16, 6, 3, 3), "fc1.weight": (120, 400),
          "fc2.weight": (84, 120), "fc3.weight": (10, 84)}  # 59,778 weights, 7.5 kB packed
 SCALES = {"small": (["lenet"], [0, 1]), "full": (None, None)}  # (archs, seeds) of full.yaml's grid
+GROWTH_GOAL = 1.5  # time per message at full scale / at small scale
 
 
 def sub_plan(sweep, archs, seeds, rounds) -> Plan:
@@ -50,57 +50,50 @@ def write_masks(plan: Plan, rounds: int, root: Path) -> list[tuple[str, int, str
             flat = scores < 0.8 ** r
             parts = np.split(flat, np.cumsum(sizes)[:-1])
             mask = {n: p.reshape(LENET[n]) for n, p in zip(names, parts)}
-            save_mask(root / "masks" / t.trial_id / f"round_{r:02d}.ltmask", mask)
-    return [(t.trial_id, r, f"masks/{t.trial_id}/round_{r:02d}.ltmask")
+            save_mask(root / layout.trajectory_mask(t.trial_id, r), mask)
+    return [(t.trial_id, r, layout.trajectory_mask(t.trial_id, r))
             for r in range(rounds) for t in plan.trajectories]
 
 
-def fresh_dir(base: Path, masks_from: Path, name: str) -> Path:
+def fresh_dir(base: Path, masks_from: Path, name: str) -> LocalStorage:
     d = base / name
     d.mkdir()
-    (d / "masks").symlink_to(masks_from / "masks")
-    return d
+    (d / layout.MASKS).symlink_to(masks_from / layout.MASKS)
+    return LocalStorage(d)
 
 
-def feed(plan: Plan, messages, dirs: dict[str, Path], classes: dict, poll_every: int) -> dict:
-    """Send every message to each implementation in turn (the order alternates per message)."""
-    aggs = {name: classes[name](dirs[name], plan) for name in classes}
-    per_msg = {name: [] for name in aggs}
-    per_poll = {name: [] for name in aggs}
-    returned = {name: 0 for name in aggs}
-    names = list(aggs)
+def feed(plan: Plan, messages, storage: LocalStorage, poll_every: int) -> dict:
+    """Send every message in arrival order, polling ready_followups() every `poll_every` messages."""
+    agg = ConsensusAggregator(storage, plan)
+    per_msg, per_poll, returned = [], [], 0
     for i, msg in enumerate(messages):
-        order = names if i % 2 == 0 else names[::-1]
-        for name in order:
-            t0 = time.perf_counter()
-            aggs[name].add_mask(*msg)
-            per_msg[name].append(time.perf_counter() - t0)
-        if (i + 1) % poll_every == 0:
-            for name in order:
-                t0 = time.perf_counter()
-                returned[name] = len(aggs[name].ready_followups())
-                per_poll[name].append(time.perf_counter() - t0)
-    final = {name: [] for name in names}  # every group complete: the cost during the follow-up phase
-    for i in range(5):
-        for name in (names if i % 2 == 0 else names[::-1]):
-            t0 = time.perf_counter()
-            returned[name] = len(aggs[name].ready_followups())
-            final[name].append(time.perf_counter() - t0)
-    flush = {}
-    for name in names:
         t0 = time.perf_counter()
-        aggs[name].flush()
-        flush[name] = time.perf_counter() - t0
-    return {"aggs": aggs, "per_msg": per_msg, "per_poll": per_poll, "final": final, "flush": flush,
+        agg.add_mask(*msg)
+        per_msg.append(time.perf_counter() - t0)
+        if (i + 1) % poll_every == 0:
+            t0 = time.perf_counter()
+            returned = len(agg.ready_followups())
+            per_poll.append(time.perf_counter() - t0)
+    final = []  # every group complete: the cost during the follow-up phase
+    for _ in range(5):
+        t0 = time.perf_counter()
+        returned = len(agg.ready_followups())
+        final.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    agg.flush()
+    flush = time.perf_counter() - t0
+    assert not agg.problems, agg.problems
+    assert len(agg.complete) == len(plan.groups), (len(agg.complete), len(plan.groups))
+    return {"agg": agg, "per_msg": per_msg, "per_poll": per_poll, "final": final, "flush": flush,
             "followups": returned}
 
 
-def memory(plan: Plan, messages, base: Path, masks_from: Path, cls, tag: str) -> tuple[float, float]:
+def memory(plan: Plan, messages, base: Path, masks_from: Path, tag: str) -> tuple[float, float]:
     """(MB held after all messages, peak MB) of one aggregator, by tracemalloc."""
-    d = fresh_dir(base, masks_from, f"mem-{tag}")
+    storage = fresh_dir(base, masks_from, f"mem-{tag}")
     gc.collect()
     tracemalloc.start()
-    agg = cls(d, plan)
+    agg = ConsensusAggregator(storage, plan)
     for msg in messages:
         agg.add_mask(*msg)
     agg.ready_followups()
@@ -111,18 +104,20 @@ def memory(plan: Plan, messages, base: Path, masks_from: Path, cls, tag: str) ->
     return current / 2**20, peak / 2**20
 
 
-def check_same(old, new, exp_old: Path, exp_new: Path) -> None:
-    """The fixed aggregator writes what the old one wrote."""
-    a = pd.DataFrame(old.similarity_rows)
-    b = pd.DataFrame(new.similarity_rows)
-    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
-    assert old.consensus_rows == new.consensus_rows
-    assert old.ready_followups() == new.ready_followups()
-    for path in sorted((exp_old / "consensus").rglob("*.ltmask")):
-        assert path.read_bytes() == (exp_new / path.relative_to(exp_old)).read_bytes(), path
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def searcher_bookkeeping(plan: Plan, agg, exp: Path) -> dict:
+def replay_seconds(plan: Plan, storage: LocalStorage) -> float:
+    """A restarted actor: the time to replay the journal and come back with the same state."""
+    t0 = time.perf_counter()
+    agg = ConsensusAggregator(storage, plan)
+    seconds = time.perf_counter() - t0
+    assert len(agg.complete) == len(plan.groups)
+    return seconds
+
+
+def searcher_bookkeeping(plan: Plan, agg) -> dict:
     """SweepSearcher.suggest / on_trial_complete over the whole grid with a stub for Ray and the
     actor (its poll answers with the aggregator's ready_followups at once)."""
     import ltray.sweep.searcher as S
@@ -134,8 +129,8 @@ def searcher_bookkeeping(plan: Plan, agg, exp: Path) -> dict:
         ready_followups=SimpleNamespace(remote=lambda: stub_ref(value=agg.ready_followups())))
     S.metrics = SimpleNamespace(record_followups=lambda *a: None)  # Ray's metrics export is not ours
     try:
-        searcher = S.SweepSearcher(exp, [t.to_tune() for t in plan.trajectories], {"exp_dir": str(exp)},
-                                   poll_interval_s=0.0)
+        searcher = S.SweepSearcher("<bench>", [t.to_tune() for t in plan.trajectories],
+                                   {"experiment": plan.sweep.name}, set(), poll_interval_s=0.0)
         suggest, complete, live, n = [], [], [], 0
         while True:
             t0 = time.perf_counter()
@@ -185,22 +180,19 @@ def main(argv=None) -> dict:
             masks_root = base / f"masks-{scale}"
             messages = write_masks(plan, args.rounds, masks_root)
             if scale == "small":  # warm-up, not timed: first-call costs (imports, caches) of this process
-                feed(plan, messages, {n: fresh_dir(base, masks_root, f"warm-{n}") for n in ("before", "after")},
-                     {"before": _before_aggregator.ConsensusAggregator, "after": ConsensusAggregator}, args.poll_every)
-            dirs = {name: fresh_dir(base, masks_root, f"{scale}-{name}") for name in ("before", "after")}
-            run = feed(plan, messages, dirs, {"before": _before_aggregator.ConsensusAggregator,
-                                              "after": ConsensusAggregator}, args.poll_every)
-            check_same(run["aggs"]["before"], run["aggs"]["after"], dirs["before"], dirs["after"])
-            mem = {name: memory(plan, messages, base, masks_root, cls, f"{scale}-{name}") for name, cls in
-                   (("before", _before_aggregator.ConsensusAggregator), ("after", ConsensusAggregator))}
-            journal = {name: (dirs[name] / "actor" / "journal.jsonl").stat().st_size for name in dirs}
-            book = searcher_bookkeeping(plan, run["aggs"]["after"], dirs["after"])
-            pairs = len(run["aggs"]["after"].similarity_pairs)
-            n_rows = sum(len(p[3]) for p in run["aggs"]["after"].similarity_pairs)
-            del run["aggs"]  # free them before the next scale
+                feed(plan, messages, fresh_dir(base, masks_root, "warm"), args.poll_every)
+            storage = fresh_dir(base, masks_root, scale)
+            run = feed(plan, messages, storage, args.poll_every)
+            agg = run.pop("agg")
+            journal = folder_bytes(storage.local_path(layout.JOURNAL))
+            book = searcher_bookkeeping(plan, agg)
+            pairs, n_rows = len(agg.similarity.pairs), sum(len(p[3]) for p in agg.similarity.pairs)
+            del agg  # free it before the next scale
+            replay = replay_seconds(plan, storage)
+            mem = memory(plan, messages, base, masks_root, scale)
             results[scale] = {"trajectories": len(plan.trajectories), "messages": len(messages),
                               "groups": len(plan.groups), "run": run, "mem": mem, "journal": journal,
-                              "book": book, "pairs": pairs, "rows": n_rows}
+                              "book": book, "pairs": pairs, "rows": n_rows, "replay": replay}
             report(scale, results[scale])
         fsync_ms = fsync_cost()
         results["full_rows"] = full_similarity_rows(plan_full)
@@ -227,8 +219,8 @@ def full_similarity_rows(plan_full: Plan) -> int:
 
 
 def fsync_cost() -> float:
-    """(median, max) ms per fsync of a small append on the disk under tempfile's default dir (the old
-    journal paid one per mask)."""
+    """(median, max) ms per fsync of a small write on the disk under tempfile's default dir (every
+    journal record pays one on a local disk)."""
     with tempfile.NamedTemporaryFile("a") as f:
         times = []
         for _ in range(20):
@@ -246,14 +238,12 @@ def us(values) -> str:
 
 def report(scale: str, r: dict) -> None:
     run = r["run"]
-    for name in ("before", "after"):
-        msg, poll = run["per_msg"][name], run["per_poll"][name]
-        print(f"{scale:5s} {name:6s} {r['trajectories']:5d} traj {r['messages']:6d} msgs: "
-              f"msg median {us(msg)} us mean {np.mean(msg) * 1e6:,.0f} us total {sum(msg):.2f} s; "
-              f"ready_followups median {us(poll)} us, all groups complete {us(run['final'][name])} us "
-              f"({run['followups'][name]} configs); "
-              f"flush {run['flush'][name] * 1e3:.0f} ms; memory {r['mem'][name][0]:.1f} MB "
-              f"(peak {r['mem'][name][1]:.1f}); journal {r['journal'][name] / 1e6:.2f} MB")
+    msg, poll = run["per_msg"], run["per_poll"]
+    print(f"{scale:5s} {r['trajectories']:5d} traj {r['messages']:6d} msgs: "
+          f"msg median {us(msg)} us mean {np.mean(msg) * 1e6:,.0f} us total {sum(msg):.2f} s; "
+          f"ready_followups median {us(poll)} us, all groups complete {us(run['final'])} us "
+          f"({run['followups']} configs); flush {run['flush'] * 1e3:.0f} ms; replay {r['replay']:.2f} s; "
+          f"memory {r['mem'][0]:.1f} MB (peak {r['mem'][1]:.1f}); journal {r['journal'] / 1e6:.2f} MB")
     b = r["book"]
     print(f"{scale:5s} searcher: {b['trials']} trials, suggest median {us(b['suggest'])} us "
           f"(max {max(b['suggest']) * 1e3:.1f} ms), on_trial_complete median {us(b['complete'])} us")
@@ -262,32 +252,25 @@ def report(scale: str, r: dict) -> None:
 def write(info, results, plan_full, sweep, plan_s, fsync_ms, args) -> None:
     full_rows = results.pop("full_rows")
     rows = []
-    for scale, r in results.items():
+    for r in results.values():
         run = r["run"]
-        for name in ("before", "after"):
-            msg, poll = run["per_msg"][name], run["per_poll"][name]
-            mem_now, mem_peak = r["mem"][name]
-            rows.append([f"{r['trajectories']:,} x {args.rounds}", name, us(msg), f"{np.mean(msg) * 1e6:,.0f}",
-                         f"{sum(msg):.2f}", f"{us(run['final'][name])} ({run['followups'][name]:,})",
-                         f"{run['flush'][name] * 1e3:,.0f}",
-                         f"{mem_now:.1f} ({1e3 * mem_now / r['messages']:.1f} kB/mask)",
-                         f"{r['journal'][name] / r['messages']:,.0f}"])
+        mem_now, mem_peak = r["mem"]
+        rows.append([f"{r['trajectories']:,} x {args.rounds}", us(run["per_msg"]), f"{np.mean(run['per_msg']) * 1e6:,.0f}",
+                     f"{sum(run['per_msg']):.2f}", us(run["per_poll"]), f"{us(run['final'])} ({run['followups']:,})",
+                     f"{run['flush'] * 1e3:,.0f}", f"{r['replay']:.2f}",
+                     f"{mem_now:.1f} ({1e3 * mem_now / r['messages']:.1f} kB/mask)",
+                     f"{r['journal'] / r['messages']:,.0f}"])
     small, full = results["small"], results["full"]
-    growth = {name: C.median(full["run"]["per_msg"][name]) / C.median(small["run"]["per_msg"][name])
-              for name in ("before", "after")}
-    growth_mean = {name: np.mean(full["run"]["per_msg"][name]) / np.mean(small["run"]["per_msg"][name])
-                   for name in ("before", "after")}
-    speedup = {s: C.median(results[s]["run"]["per_msg"]["before"]) / C.median(results[s]["run"]["per_msg"]["after"])
-               for s in results}
+    growth = C.median(full["run"]["per_msg"]) / C.median(small["run"]["per_msg"])
+    growth_mean = np.mean(full["run"]["per_msg"]) / np.mean(small["run"]["per_msg"])
     book_rows = [[f"{r['trajectories']:,}", r["book"]["trials"], us(r["book"]["suggest"]),
                   f"{max(r['book']['suggest']) * 1e3:.1f}", us(r["book"]["complete"])] for r in results.values()]
-    ok = growth["after"] <= 1.5
-    flush_rate = full["run"]["flush"]["after"] / (full["rows"]) * 1e6
-    summary = [{"benchmark": "5. driver: median time per mask message, 1,176 vs 98 trajectories (flat = 1)",
-                "goal": "flat per item", "result": f"x{growth['after']:.2f} (before the fix: x{growth['before']:.2f})",
-                "status": C.status(ok)}]
-    body = f"""Command: `python bench/driver_scale.py` (one pass; every mask message goes to the old and the new
-aggregator in turn, alternating which goes first). Measured {C.machine_line(info)}.
+    flush_rate = full["run"]["flush"] / full["rows"] * 1e6
+    summary = [{"benchmark": f"5. driver: median time per mask message, {full['trajectories']:,} vs "
+                             f"{small['trajectories']} trajectories (flat = 1)",
+                "goal": "flat per item", "result": f"x{growth:.2f}", "status": C.status(growth <= GROWTH_GOAL)}]
+    body = f"""Command: `python bench/driver_scale.py` (one pass per scale, after an untimed warm-up pass).
+Measured {C.machine_line(info)}.
 
 `sweeps/full.yaml`: {len(plan_full.trajectories):,} trajectories x {sweep.rounds} rounds, {len(plan_full.groups)} consensus
 groups, at most {plan_full.max_followups():,} follow-ups. `load_sweep` takes {plan_s['cold']:.1f} s the first time in a process
@@ -296,52 +279,32 @@ Fake work: every trajectory of a plan gets nested random LeNet-shaped masks (59,
 written with `save_mask` beforehand (not timed); {args.rounds} rounds per trajectory (the groups vote on round 2). Plans:
 full.yaml's grid with 1 architecture x 2 seeds ({small['trajectories']} trajectories, {small['groups']} groups) and the whole
 grid ({full['trajectories']:,} trajectories, {full['groups']} groups): the same 49 trials per (architecture, seed), so the
-work per mask is the same and any growth is overhead. Experiment folder on tmpfs; a journal `fsync` costs
-{fsync_ms[0]:.1f} ms (median of 20, up to {fsync_ms[1]:.1f} ms; 4.4 ms in an earlier probe while other jobs used the disk) on
-this machine's disk, which the old aggregator paid on every message (see below).
-*Before*: `ltray/sweep/aggregator.py` as committed (`bench/_before_aggregator.py`); *after*: the tree's.
-Both give identical similarity rows, consensus rows, consensus masks and follow-up configs (checked).
+work per mask is the same and any growth is overhead. Every group completes (checked). The experiment folder is on
+tmpfs: each message's journal record is one file written with `fsync`, which costs {fsync_ms[0]:.1f} ms (median of 20, up
+to {fsync_ms[1]:.1f} ms) on this machine's disk, and one PUT in a bucket (benchmark 7).
 
-| trajectories x rounds | aggregator | us/message (median) | us/message (mean) | total s | ready_followups us, all groups complete (configs returned) | flush ms | memory after all messages | journal bytes/message |
-|---|---|---|---|---|---|---|---|---|
+| trajectories x rounds | us/message (median) | us/message (mean) | total s | ready_followups us while rounds arrive | ready_followups us, all groups complete (configs returned) | flush ms | journal replay s (restarted actor) | memory after all messages | journal bytes/message |
+|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in rows) + f"""
 
-Growth of the time per message from {small['trajectories']} to {full['trajectories']:,} trajectories (medians; means in brackets,
-which a few slow messages of a shared machine can sway): before x{growth['before']:.2f} (x{growth_mean['before']:.2f}), after
-x{growth['after']:.2f} (x{growth_mean['after']:.2f}); the fix is x{speedup['small']:.1f} faster per message (medians) at
-{small['trajectories']} trajectories and x{speedup['full']:.1f} at {full['trajectories']:,}. Memory per mask is flat after the fix as long
-as the packed masks fit the 256 MB cache (these tiny ones all do; real VGG11 masks, 16 MB each, would hit the cap and be
-re-read from their files instead). A warm-up pass (not timed) runs first. `ready_followups()` returns every follow-up of every complete group (the searcher
-drops those it launched), so its cost follows the number of configs it returns, not the plan.
+Growth of the time per message from {small['trajectories']} to {full['trajectories']:,} trajectories: x{growth:.2f} (medians;
+means x{growth_mean:.2f}, which a few slow messages of a shared machine can sway). Memory per mask is flat as long as the
+packed masks fit the 256 MB cache (these tiny ones all do; real VGG11 masks, 16 MB each, hit the cap and are re-read
+from their files). `ready_followups()` returns every follow-up of every complete group (the searcher drops those it
+launched), so its cost follows the number of configs it returns, not the plan. At the end of `full.yaml`, similarity.csv
+has {full_rows:,} rows; at the rate measured here ({flush_rate:.1f} us per row, CSV and Parquet) one flush takes
+~{full_rows * flush_rate / 1e6:.0f} s, which is why the actor's periodic writes go through `maybe_flush()` (at most 5% of its time).
 
 Searcher bookkeeping (`SweepSearcher.suggest` / `on_trial_complete` over the whole grid, 256 trials live, Ray and the
 actor replaced by a stub that answers each poll at once with the aggregator's follow-ups; microseconds):
 
 {C.table(["trajectories", "trials emitted", "suggest median us", "suggest max ms", "on_trial_complete median us"], book_rows)}
 
-What was slow, and the fix (`ltray/sweep/aggregator.py`, `ltray/masks/packed.py`):
-- `_similarity` scanned every trial of the plan for each mask (O(trials) per message, O(n^2) per sweep): partners now
-  come from an index by (arch, seed, round), visited in plan order so rows come out in the same order.
-- masks were unpacked to bool arrays (8x their file size) and cached 256 at a time whatever their size (256 VGG11
-  masks = 33 GB): they now stay packed as read (votes and Jaccard distances are bitwise passes and popcounts), in a
-  cache bounded to 256 MB.
-- every journal line carried its similarity rows as dicts (labels repeated per layer): it now carries the layer
-  names once and the distances; old journals still replay. In memory, similarity is one tuple per pair, and
-  `flush()` builds columns (not a dict per row) and skips the write when nothing changed.
-- still to wire (not in my files): at the end of `full.yaml`, similarity.csv has {full_rows:,} rows; at the rate measured
-  here ({flush_rate:.1f} us per row, CSV and Parquet) one flush would take ~{full_rows * flush_rate / 1e6:.0f} s, and the actor
-  flushes every 10 s (`actor.py`) and on every callback flush (`callback.py`, every 30 s). `ConsensusAggregator.maybe_flush()`
-  (new) writes only when 20x the last write's duration has passed; `ConsensusActor.add_mask` should call
-  `self.agg.maybe_flush()` instead of its own 10-s timer, and the callback's periodic `actor.flush.remote()` a
-  `maybe_flush` method; the final `flush()` of `run.py` stays unconditional.
-- every journal line was fsynced (see above; more on NFS): now at most once a second; the OS keeps what
-  was written if the actor dies, and a machine crash loses at most a second of lines, which the driver re-sends on
-  `--resume`.
-- `ready_followups()` rebuilt every complete group's follow-up configs (pydantic models and hashes) on every poll;
-  it now rebuilds a group's only when one of its sources reported a new round.
-- found on the way: masks of one architecture on tasks with other class counts (emnist 47, cifar100 100 in
-  `full.yaml`) differ in the output layer, and the old `layer_jaccard` raised on such a pair, so the actor failed
-  on those masks; similarity now covers the layers both masks have with the same shape."""
+How the cost stays flat (`ltray/sweep/aggregator.py`, `similarity.py`, `mask_cache.py`, `ltray/masks/packed.py`):
+similarity partners come from an index by (arch, seed, round); masks stay packed as read, in a cache bounded to
+256 MB; journal records carry layer names once per record; a group's follow-up configs are rebuilt only when one of
+its sources reports a new round. (The aggregator this replaced grew x1.44 per message over the same range; measured
+2026-11-26 with `bench/_before_aggregator.py`, removed since, as it no longer runs against the experiment format.)"""
     C.update_section("bench-driver", "5. Scale of the driver", body, summary)
 
 

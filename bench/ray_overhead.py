@@ -57,14 +57,23 @@ def direct_child(storage: Path, i: int) -> None:
 
 
 def tune(storage: Path, i: int) -> dict:
+    from ltray.experiment import layout
+    from ltray.experiment.storage import open_storage
+    from ltray.sweep.location import experiment_location
+    from ltray.sweep.opening import open_experiment
     from ltray.sweep.run import run_sweep
 
     sweep = sweep_config(storage, f"tune{i}")
     t0 = time.perf_counter()
-    exp = run_sweep(build_plan(sweep), num_cpus=1, verbose=0)
+    plan = build_plan(sweep)  # what `python -m ltray.sweep` does, without the argument parsing
+    location = experiment_location(sweep.name, sweep.storage)
+    folder = open_storage(location.experiment)
+    open_experiment(plan, folder, resume=False)
+    run_sweep(plan, folder, address="local", num_cpus=1, verbose=0)
     wall = time.perf_counter() - t0
-    rounds = pd.read_csv(exp / "rounds.csv")
-    results = sorted((exp / "tune").glob("run-*/*/result.json"))
+    exp = Path(location.experiment)
+    rounds = pd.read_csv(exp / layout.csv("rounds"))
+    results = sorted(exp.glob(f"{layout.TUNE}/run-*/*/result.json"))
     last = json.loads(results[0].read_text().splitlines()[-1])
     return {"wall": wall, "rounds": float(rounds["seconds"].sum()), "trial": float(last["time_total_s"])}
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["train_loop", "vs_pipeline", "ray_overhead", "consensus", "driver_scale", "packing"]
+BENCHES = ["train_loop", "vs_pipeline", "ray_overhead", "consensus", "driver_scale", "packing", "object_storage"]
 
 
 def main(argv=None) -> int:
