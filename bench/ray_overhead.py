@@ -141,7 +141,7 @@ def write(info, runs, med, in_rounds, outside, per_trial, end_to_end, summary, a
     rows = [
         ["sum of the rounds' `seconds` (rounds.csv / RoundResult)", f"{med['direct']['rounds']:.2f}",
          f"{med['tune']['rounds']:.2f}", f"{100 * in_rounds:+.1f}%"],
-        ["outside the rounds: data, model, reports, checkpoints (overhead as a share of the direct wall)",
+        ["outside the rounds: data, model, rows, resume states, reports (overhead as a share of the direct wall)",
          f"{med['direct']['outside']:.2f}", f"{med['tune']['outside']:.2f}", f"{100 * outside:+.1f}%"],
         ["the trial: `run_trajectory` wall vs Tune's `time_total_s`", f"{med['direct']['wall']:.2f}",
          f"{med['tune']['trial']:.2f}", f"{100 * per_trial:+.1f}%"],
@@ -153,14 +153,14 @@ def write(info, runs, med, in_rounds, outside, per_trial, end_to_end, summary, a
 One LeNet trajectory on mnist_subset, {ROUNDS} rounds x {EPOCHS} epoch (crop+flip, batch 32), 1 torch thread. *Direct*:
 `ltray.training.run_trajectory` in a fresh Python process (timed after its imports, like a Tune worker's function;
 data caches and the allocator start cold in both), mask files written. *Tune*: the same trajectory as the only trial of a sweep built in code, `run_sweep(plan, num_cpus=1)`
-on a private local Ray (tmp storage), which also writes the trial's rows, resume state and a Tune checkpoint every round.
+on a private local Ray (tmp storage), which also writes the trial's mask, rows and resume state on the experiment's storage every round (Tune keeps no checkpoint).
 
 {C.table(["what is compared", "direct s", "Tune s", "overhead"], rows)}
 
 What each line includes: the rounds' `seconds` time each round from writing its mask to computing the next
 mask (training, evaluation, pruning), not the per-round report; Tune's `time_total_s` is the trial's own clock,
 from its function's start to its last report (data loading, model building, every round and every report and
-checkpoint), i.e. the per-trial overhead the goal is about, excluding the trial process's start; the end-to-end
+file it writes), i.e. the per-trial overhead the goal is about, excluding the trial process's start; the end-to-end
 line adds starting and stopping Ray, the consensus actor, the trial's worker process (importing torch there) and
 writing the tables and summary, a fixed cost per sweep rather than per trial.
 Goal: <= {100 * GOAL:.0f}% per trial (the third line).
