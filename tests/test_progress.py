@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from ltray.sweep.console import Console
 from ltray.sweep.plan import build_plan
 from ltray.sweep.progress import Reporter
 from ltray.sweep.progress_counts import ProgressCounts, fmt_duration
@@ -88,3 +89,41 @@ def test_devices_of_running_trials_come_from_their_rows(plan, monkeypatch):
     rep.event("round", {"trial_id": a}, row(a, 0, device="cpu"))  # holds a GPU share, trains on the CPU
     rep.event("step", None, [Trial(a, gpu=0.5), Trial(b, gpu=0.5)])
     assert rep.devices == {"cpu": 1, "gpu": 1}  # b has no row yet: its share says gpu
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_console_is_a_bar_on_a_terminal_and_plain_lines_elsewhere():
+    line = "[0m30s] trajectories 1/6, rounds 2/18, follow-ups 0/4, running 2, pending 0, failed 0, ETA 1m00s"
+    pipe = io.StringIO()
+    plain = Console(pipe)
+    plain.open_bar(total=22, done=0)  # not a terminal: no bar
+    assert not plain.live
+    plain.show(line)
+    plain.print("  consensus group g complete")
+    assert pipe.getvalue().splitlines() == [line, "  consensus group g complete"]
+
+    quiet = Console(io.StringIO(), quiet=True)
+    quiet.show(line)
+    assert quiet.out.getvalue() == ""  # quiet: no periodic lines, only what is printed on purpose
+
+    term = _Terminal()
+    bar = Console(term)
+    bar.open_bar(total=22, done=2)
+    assert bar.live
+    bar.advance()
+    bar.show(line)
+    bar.print("  follow-ups of g launched")
+    bar.close()
+    text = term.getvalue()
+    assert "3/22" in text and "ETA 1m00s" in text  # the bar carries the counts
+    assert "  follow-ups of g launched\n" in text  # events are written above it
+    assert text.count("trajectories 1/6") <= text.count("\r") + 1  # redrawn in place, not one line each
+
+    silent = Console(_Terminal(), silent=True)
+    silent.open_bar(total=22, done=0)
+    silent.print("x")
+    assert not silent.live and silent.out.getvalue() == ""

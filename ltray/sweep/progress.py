@@ -1,17 +1,17 @@
 """ltray's console progress, instead of Ray Tune's tables: a header, then one line every
 `interval_s` seconds and one per event that matters (a consensus group complete, follow-ups
-launched, a trial retried or given up), each with the totals and an ETA (`progress_counts.py`).
-On a terminal the periodic lines become one live tqdm bar; in a job log or a pipe they stay plain
-lines, so `ray job logs` shows the same thing. The reporter also re-sets ltray's gauges while the
-sweep runs (Ray drops a gauge ~20 s after it was last set) and puts its counts in the lease."""
+launched, a trial retried or given up), each with the totals and an ETA (`progress_counts.py`),
+written through `console.py` (a live bar on a terminal, plain lines in a job log). The reporter
+also re-sets ltray's gauges while the sweep runs (Ray drops a gauge ~20 s after it was last set)
+and puts its counts in the lease."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 
 from ltray.sweep import metrics
+from ltray.sweep.console import Console
 from ltray.sweep.progress_counts import ProgressCounts, fmt_duration
 
 __all__ = ["Reporter", "fmt_duration"]
@@ -23,8 +23,8 @@ class Reporter:
                  clock=time.monotonic, silent: bool = False):
         self.plan, self.storage, self.location = plan, storage, location
         self.interval_s, self.quiet = max(1.0, interval_s), quiet
-        self.silent = silent  # no console output (with -v Tune's tables are the console); gauges still kept
-        self.out = out or sys.stdout
+        # silent: no console output (with -v Tune's tables are the console); the gauges are still kept
+        self.console = Console(out, quiet=quiet, silent=silent)
         self.clock = clock
         self.experiment = plan.sweep.name
         self.counts = ProgressCounts(plan, clock)
@@ -37,7 +37,6 @@ class Reporter:
         self.lease = None  # the driver's lease: its heartbeat carries these counts for ltray.status
         self._actor, self._ref = None, None
         self._last_line = self._last_poll = clock()
-        self._bar = None
 
     # ---- lifecycle --------------------------------------------------------------------------
     def notes(self, notes: list[str]) -> None:
@@ -62,10 +61,7 @@ class Reporter:
                     + f"; {len(plan.trajectories)} trajectories x {sweep.rounds} rounds = {c.rounds_total} "
                       f"trained rounds, {len(plan.groups)} consensus groups, up to {c.followups_total} "
                       f"follow-ups; {len(done)} trials already finished")
-        if self.out.isatty() and not self.quiet and not self.silent:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=c.total, file=self.out, unit="round", dynamic_ncols=True, initial=c.done)
+        self.console.open_bar(c.total, c.done)
         self._tick(force=True)
 
     def attach(self, searcher) -> None:
@@ -82,15 +78,13 @@ class Reporter:
             self._print(self.counts.line())
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self.console.close()
 
     # ---- events (from the Tune callback, on the driver's loop) ----------------------------
     def event(self, kind: str, config: dict | None, detail) -> None:
         if kind == "round":
-            if self.counts.count(detail, new=True) and self._bar is not None:
-                self._bar.update(1)
+            if self.counts.count(detail, new=True):
+                self.console.advance()
         elif kind == "failed":
             self.counts.failed += 1
             self._event(f"trial {config['trial_id']} gave up after its retries: {detail}")
@@ -163,13 +157,9 @@ class Reporter:
         if force or now - self._last_poll >= POLL_S:
             self._last_poll = now
             self._poll()
-        if self._bar is not None:
-            self._bar.set_postfix_str(self.counts.line().split("] ", 1)[1], refresh=False)
-            self._bar.refresh()
-            return
-        if not self.quiet and (force or now - self._last_line >= self.interval_s):
+        if self.console.live or force or now - self._last_line >= self.interval_s:
             self._last_line = now
-            self._print(self.counts.line())
+            self.console.show(self.counts.line())
 
     def _event(self, text: str) -> None:
         if self.quiet and "gave up" not in text:
@@ -178,12 +168,7 @@ class Reporter:
         self._last_line = self.clock()
 
     def _print(self, text: str) -> None:
-        if self.silent:
-            return
-        if self._bar is not None:
-            self._bar.write(text, file=self.out)
-        else:
-            print(text, file=self.out, flush=True)
+        self.console.print(text)
 
 
 def _dashboard_url() -> str | None:
