@@ -28,7 +28,7 @@ $(BIN)/ltray-installed: pyproject.toml $(LOCK)
 setup: $(BIN)/ltray-installed
 
 demo: setup
-	$(BIN)/ltray sweep sweeps/demo.yaml $(if $(wildcard experiments/demo/experiment.json),--resume) -q
+	$(BIN)/ltray sweep sweeps/demo.yaml $(if $(wildcard experiments/demo/experiment.json),--resume)
 	$(BIN)/ltray analysis experiments/demo
 
 test: setup
