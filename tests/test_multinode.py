@@ -170,6 +170,37 @@ def test_consensus_actor_holds_the_heads_resource(cluster, tmp_path):
         ray.kill(actor)
 
 
+def _running_trials(node) -> list[str]:
+    """Trial ids of the Tune trial processes on a node of this machine's test cluster: children of
+    its raylet, each working in its trial's folder (Tune's default), which is named by the trial id."""
+    return list(_trial_processes(node).values())
+
+
+def _trial_processes(node) -> dict[int, str]:
+    """{pid: trial id} of the node's Tune trial processes (see _running_trials)."""
+    (raylet,) = [p.process.pid for p in node.all_processes.get("raylet", [])]
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid != raylet:
+                continue
+            pid = stat.parent.name
+            if b"ImplicitFunc" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out[int(pid)] = Path(os.readlink(f"/proc/{pid}/cwd")).name
+        except (OSError, ValueError, IndexError):  # a process that just ended
+            continue
+    return out
+
+
+def _recorded_rounds(exp: Path, trial_id: str) -> list[int]:
+    try:
+        rows = json.loads((exp / layout.trial_file(trial_id, layout.TRIAL_RESULTS)).read_text())["rounds"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [int(r["round"]) for r in rows]
+
+
 class NodeKiller(threading.Thread):
     """Kills the worker running a trial (no graceful shutdown, like a reclaimed spot node) as soon
     as that trial has reported `after_round`.
@@ -194,28 +225,27 @@ class NodeKiller(threading.Thread):
                 if node is None:
                     time.sleep(0.1)
                     continue
+                pids = set(_trial_processes(node))
                 self.cluster.remove_node(node, allow_graceful=False)
                 self.removed = node.node_id
-                self._wait_for_trial_processes()
+                self._wait_for_trial_processes(pids)
                 self._record()
         except BaseException as e:  # noqa: BLE001 - reported by the test
             self.error = e
 
     def _node_to_remove(self):
-        for trial_id, r in self._reports():
-            if r["round"] >= self.after_round and not (self.exp / "trials" / trial_id / "done.json").exists():
-                return next((n for n in self.cluster.worker_nodes if n.node_id == r["node_id"]), None)
+        """A worker whose running trial has recorded `after_round` in its own files (Tune's
+        result.json on the driver can lag the trial by seconds, up to its whole run)."""
+        for node in self.cluster.worker_nodes:
+            for trial_id in _running_trials(node):
+                rounds = _recorded_rounds(self.exp, trial_id)
+                if rounds and max(rounds) >= self.after_round and \
+                        not (self.exp / layout.trial_file(trial_id, layout.TRIAL_DONE)).exists():
+                    return node
         return None
 
-    def _reports(self):
-        for path in self.exp.glob("tune/run-*/*/result.json"):
-            for line in path.read_text().splitlines():
-                if line.endswith("}"):  # a line being written is skipped
-                    yield path.parent.name, json.loads(line)
-
-    def _wait_for_trial_processes(self, timeout_s: float = 60) -> None:
+    def _wait_for_trial_processes(self, pids: set[int], timeout_s: float = 60) -> None:
         """A killed node's workers exit when they lose their raylet; until then they may still write."""
-        pids = {r["pid"] for _, r in self._reports() if r["node_id"] == self.removed}
         deadline = time.monotonic() + timeout_s
         while any(_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -244,9 +274,7 @@ def _alive(pid: int) -> bool:
 def test_removed_worker_loses_no_finished_round(cluster, tmp_path):
     rounds = 5
     workers = two_workers(cluster)
-    # rounds of ~2 s: longer than the driver takes to log a result under load, so the killer sees a
-    # trial's first round while it still has rounds to go
-    overrides = {"rounds": rounds, "train": {"epochs": 2}, "data": {**SWEEP["data"], "max_train_samples": 2000}}
+    overrides = {"rounds": rounds, "train": {"epochs": 2}, "data": {**SWEEP["data"], "max_train_samples": 600}}
     exp = tmp_path / "removal"
     killer = NodeKiller(cluster, exp, after_round=0)
     killer.start()
