@@ -36,6 +36,11 @@ TINY_SWEEP = {
 }
 
 
+# the tiny sweep with one technique, two targets and no leave-one-out: 3 trajectories, a group, 10 follow-ups
+SMALL = dict(grid={**TINY_SWEEP["grid"], "techniques": ["global_unstructured"]},
+             consensus=[{**TINY_SWEEP["consensus"][0], "leave_one_out": False, "targets": ["plain", "uci"]}])
+
+
 def tiny_sweep(storage: Path, **overrides):
     from ltray.sweep.load import parse_sweep
 

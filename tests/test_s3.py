@@ -22,14 +22,11 @@ from ltray.experiment.storage import open_storage
 from ltray.experiment.tables import read_table
 from ltray.sweep.plan import build_plan
 from tests.s3_server import make_bucket, s3_server
-from tests.sweep_helpers import TINY_SWEEP, short_tmpdir, tiny_sweep, vote_consensus
+from tests.sweep_helpers import SMALL, TINY_SWEEP, short_tmpdir, tiny_sweep, vote_consensus
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 URI = "s3://ltray-e2e/experiments"
-# the tiny sweep with one technique, two targets, no leave-one-out: 3 trajectories, a group, 10 follow-ups
-SMALL = dict(grid={**TINY_SWEEP["grid"], "techniques": ["global_unstructured"]},
-             consensus=[{**TINY_SWEEP["consensus"][0], "leave_one_out": False, "targets": ["plain", "uci"]}])
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ TRACKED = dict(
     grid={"tasks": ["plain", "rot90"], "archs": ["lenet"], "techniques": ["global_unstructured"], "seeds": [0]},
     rounds=2,
     consensus=[{"name": "views", "sources": ["plain", "rot90"], "technique": "global_unstructured",
-                "source_rounds": [1], "thresholds": ["all"], "baselines": {"random": True, "bespoke": False}}],
+                "source_rounds": [1], "thresholds": ["all"], "targets": ["plain"],  # 2 follow-ups
+                "baselines": {"random": True, "bespoke": False}}],
     loggers=["tensorboard", "mlflow", "wandb"],
 )
 
