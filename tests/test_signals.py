@@ -18,13 +18,13 @@ import pytest
 import yaml
 
 from ltray.sweep.plan import build_plan
-from tests.sweep_helpers import SMALL, TINY_SWEEP, assert_complete_and_unique, short_tmpdir, tiny_sweep
+from tests.sweep_helpers import TINY_SWEEP, assert_complete_and_unique, short_tmpdir, tiny_sweep
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
-# 3 trajectories and 10 follow-ups: each phase below stops the driver once it has trained a round,
-# so work is left for the next phase
-SWEEP = {**TINY_SWEEP, **SMALL}
+# 6 trajectories and 23 follow-ups: each phase below stops the driver once it has trained a round,
+# and the sweep must still be training when it does (the refused second driver alone takes ~10 s)
+SWEEP = TINY_SWEEP
 
 
 def _driver(cmd, env) -> subprocess.Popen:
@@ -76,7 +76,7 @@ def test_concurrent_drivers_signals_and_resume(tmp_path):
     sweep_file = tmp_path / "tiny.yaml"
     sweep_file.write_text(yaml.safe_dump({**SWEEP, "storage": str(tmp_path / "exp")}))
     exp = tmp_path / "exp" / "tiny"
-    plan = build_plan(tiny_sweep(tmp_path / "exp", **SMALL))
+    plan = build_plan(tiny_sweep(tmp_path / "exp"))
     cmd = [sys.executable, "-m", "ltray.sweep", str(sweep_file), "--address", "local", "--progress-interval", "5"]
 
     def env():
