@@ -170,14 +170,9 @@ def test_consensus_actor_holds_the_heads_resource(cluster, tmp_path):
         ray.kill(actor)
 
 
-def _running_trials(node) -> list[str]:
-    """Trial ids of the Tune trial processes on a node of this machine's test cluster: children of
-    its raylet, each working in its trial's folder (Tune's default), which is named by the trial id."""
-    return list(_trial_processes(node).values())
-
-
 def _trial_processes(node) -> dict[int, str]:
-    """{pid: trial id} of the node's Tune trial processes (see _running_trials)."""
+    """{pid: trial id} of the Tune trial processes on a node of this machine's test cluster: children
+    of its raylet, each working in its trial's folder (Tune's default), which is named by the trial id."""
     (raylet,) = [p.process.pid for p in node.all_processes.get("raylet", [])]
     out = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -237,7 +232,7 @@ class NodeKiller(threading.Thread):
         """A worker whose running trial has recorded `after_round` in its own files (Tune's
         result.json on the driver can lag the trial by seconds, up to its whole run)."""
         for node in self.cluster.worker_nodes:
-            for trial_id in _running_trials(node):
+            for trial_id in _trial_processes(node).values():
                 rounds = _recorded_rounds(self.exp, trial_id)
                 if rounds and max(rounds) >= self.after_round and \
                         not (self.exp / layout.trial_file(trial_id, layout.TRIAL_DONE)).exists():

@@ -22,7 +22,7 @@ class Reporter:
     def __init__(self, plan, storage, location, interval_s: float = 30.0, quiet: bool = False, out=None,
                  clock=time.monotonic, silent: bool = False):
         self.plan, self.storage, self.location = plan, storage, location
-        self.interval_s, self.quiet = max(1.0, interval_s), quiet
+        self.interval_s = max(1.0, interval_s)
         # silent: no console output (with -v Tune's tables are the console); the gauges are still kept
         self.console = Console(out, quiet=quiet, silent=silent)
         self.clock = clock
@@ -74,7 +74,7 @@ class Reporter:
         self.running_ids = []
         announced = len(self.groups_seen)
         self._groups(status)  # an event line carries the totals too
-        if len(self.groups_seen) == announced and not self.quiet:
+        if len(self.groups_seen) == announced and not self.console.quiet:
             self._print(self.counts.line())
 
     def close(self) -> None:
@@ -162,7 +162,7 @@ class Reporter:
             self.console.show(self.counts.line())
 
     def _event(self, text: str) -> None:
-        if self.quiet and "gave up" not in text:
+        if self.console.quiet and "gave up" not in text:
             return
         self._print(f"{self.counts.line()}\n  {text}")
         self._last_line = self.clock()
