@@ -1,4 +1,4 @@
-"""Command line: `python -m analysis EXPERIMENT [--out DIR] [--reference TECHNIQUE] [--dpi N]`.
+"""Command line: `ltray analysis EXPERIMENT [--out DIR] [--reference TECHNIQUE] [--dpi N]`.
 A user mistake (an option out of range, no such folder, not an experiment folder) prints one
 line and exits 2, before anything is written."""
 
@@ -43,7 +43,7 @@ def _technique(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(
-        prog="python -m analysis",
+        prog="ltray analysis",
         description="Figures, tables and report.md from an ltray experiment folder.")
     parser.add_argument("experiment", help="the experiment folder (<storage>/<name>): a path or an s3:// / gs:// URI")
     parser.add_argument("--out", help="report folder, a path or a URI (default: EXPERIMENT/report)")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except OptionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from analysis.report import Options, build_report  # after parsing: --help stays fast
+    from .report import Options, build_report  # after parsing: --help stays fast
 
     try:
         report = build_report(args.experiment, args.out,

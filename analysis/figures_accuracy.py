@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-from analysis import plotting as P
-from analysis import tables as T
+from . import plotting
+from . import tables
 
 # candidate ticks, % of weights remaining
 REMAINING_TICKS = [100, 80, 60, 50, 40, 30, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01]
@@ -40,7 +40,7 @@ def remaining_axis(ax, remaining_pct):
 def section_accuracy(ctx, sec):
     """Figure 1: one panel per task, one figure page per architecture (6 panels at most)."""
     exp = ctx.exp
-    acc = T.accuracy_vs_sparsity(exp.bespoke)
+    acc = tables.accuracy_vs_sparsity(exp.bespoke)
     if acc.empty:
         sec.note("No bespoke rounds with test accuracy yet.")
         return
@@ -48,28 +48,28 @@ def section_accuracy(ctx, sec):
     one_seed = acc["n_seeds"].max() < 2
     if one_seed:
         sec.note("One seed only: no spread over seeds (standard deviation) can be shown.")
-    colours = P.colour_map(acc["technique"])
+    colours = plotting.colour_map(acc["technique"])
     for arch, a in acc.groupby("arch", sort=True):
         tasks = sorted(a["dataset"].unique())
-        pages = P.chunks(tasks)
+        pages = plotting.chunks(tasks)
         for page, chunk in enumerate(pages, 1):
-            fig, axes = P.panel_grid(len(chunk))
+            fig, axes = plotting.panel_grid(len(chunk))
             for ax, task in zip(axes, chunk):
                 for tech, t in a[a["dataset"] == task].groupby("technique", sort=True):
                     t = t.sort_values("round")
-                    x = P.pct(1 - t["sparsity_mean"].to_numpy(float))
-                    y = P.pct(t["test_acc_mean"].to_numpy(float))
-                    sd = P.pct(t["test_acc_std"].fillna(0).to_numpy(float))
+                    x = plotting.pct(1 - t["sparsity_mean"].to_numpy(float))
+                    y = plotting.pct(t["test_acc_mean"].to_numpy(float))
+                    sd = plotting.pct(t["test_acc_std"].fillna(0).to_numpy(float))
                     ax.plot(x, y, marker="o", ms=3, color=colours[tech], label=tech)
                     if not one_seed:
                         ax.fill_between(x, y - sd, y + sd, color=colours[tech], alpha=0.2, lw=0)
-                remaining_axis(ax, P.pct(1 - a["sparsity_mean"].to_numpy(float)))
+                remaining_axis(ax, plotting.pct(1 - a["sparsity_mean"].to_numpy(float)))
                 ax.set_ylabel("test accuracy (%)")
                 ax.set_title(f"{task} · {arch}")
                 ax.grid(alpha=0.3)
-            P.legend_below(fig, axes, ncol=4)
+            plotting.legend_below(fig, axes, ncol=4)
             suffix = f" (page {page}/{len(pages)})" if len(pages) > 1 else ""
-            P.suptitle(fig, f"Bespoke tickets: test accuracy vs sparsity, {arch}{suffix}")
+            plotting.suptitle(fig, f"Bespoke tickets: test accuracy vs sparsity, {arch}{suffix}")
             sec.figure(fig, f"accuracy_{arch}_p{page}",
                        f"Test accuracy vs sparsity per pruning technique, {arch}{suffix}: "
                        + ("one seed, no spread." if one_seed else

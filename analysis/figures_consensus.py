@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from analysis import plotting as P
-from analysis.figures_similarity import pick_rounds
-from analysis.initweights import initial_weight_distributions
-from analysis.measures import consensus_layers
+from . import plotting
+from .figures_similarity import pick_rounds
+from .initweights import initial_weight_distributions
+from .measures import consensus_layers
 from ltray.experiment.schemas import CONSENSUS
 
 CONSENSUS_CSV = CONSENSUS.csv
@@ -28,20 +28,20 @@ def section_votes(ctx, sec):
         a = a[a["seed"] == seed]
         techs = sorted(a["technique"].unique())
         rounds = pick_rounds(a["round"].unique())
-        cmap = P.plt.get_cmap("plasma")
+        cmap = plotting.plt.get_cmap("plasma")
         colour = {r: cmap(0.85 * j / max(len(rounds) - 1, 1)) for j, r in enumerate(rounds)}
         width = 0.8 / len(rounds)
-        pages = P.chunks(techs)
+        pages = plotting.chunks(techs)
         for page, chunk in enumerate(pages, 1):
-            fig, axes = P.panel_grid(len(chunk))
+            fig, axes = plotting.panel_grid(len(chunk))
             for ax, tech in zip(axes, chunk):
                 t = a[a["technique"] == tech]
                 for j, rnd in enumerate(rounds):
                     r = t[t["round"] == rnd].sort_values("votes")
-                    ax.bar(r["votes"] - 0.4 + width * (j + 0.5), P.pct(r["fraction"]), width,
+                    ax.bar(r["votes"] - 0.4 + width * (j + 0.5), plotting.pct(r["fraction"]), width,
                            color=colour[rnd], label=f"round {rnd}")
-                P.log_axis(ax, "y", P.pct(t["fraction"]))
-                positive = P.pct(t["fraction"][t["fraction"] > 0])
+                plotting.log_axis(ax, "y", plotting.pct(t["fraction"]))
+                positive = plotting.pct(t["fraction"][t["fraction"] > 0])
                 if len(positive):  # log bars grow from the bottom edge: keep the shortest visible
                     ax.set_ylim(positive.min() / 2.5, min(positive.max() * 1.6, 160))
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -50,9 +50,9 @@ def section_votes(ctx, sec):
                 ax.set_ylabel("share of weights (%, log scale)")
                 ax.set_title(tech, fontsize="medium")
                 ax.grid(axis="y", alpha=0.3)
-            P.legend_below(fig, axes, ncol=len(rounds))
+            plotting.legend_below(fig, axes, ncol=len(rounds))
             suffix = f" (page {page}/{len(pages)})" if len(pages) > 1 else ""
-            P.suptitle(fig, f"Vote histograms across tasks, {arch}, seed {seed}{suffix}")
+            plotting.suptitle(fig, f"Vote histograms across tasks, {arch}, seed {seed}{suffix}")
             sec.figure(fig, f"votes_{arch}_p{page}",
                        f"How many of the tasks' bespoke masks keep each weight, {arch}, seed {seed}"
                        f"{suffix}; the right-most bar is what an all-task consensus keeps; no bar: "
@@ -73,19 +73,19 @@ def section_consensus(ctx, sec):
         return
     sec.table(layers, "consensus_layers", "kept fraction per layer of each consensus mask")
     archs = sorted(layers["arch"].unique())
-    for page, chunk in enumerate(P.chunks(archs), 1):
-        fig, axes = P.panel_grid(len(chunk), ncols=min(len(chunk), 2), width=5.0, height=3.8)
+    for page, chunk in enumerate(plotting.chunks(archs), 1):
+        fig, axes = plotting.panel_grid(len(chunk), ncols=min(len(chunk), 2), width=5.0, height=3.8)
         for ax, arch in zip(axes, chunk):
             a = layers[layers["arch"] == arch]
             thresholds = sorted(a["threshold"].unique())
             for j, thr in enumerate(thresholds):
                 t = a[a["threshold"] == thr]
                 n = int(t["n_sources"].max())
-                ax.scatter(t["size"], P.pct(t["kept_fraction"]), s=18, alpha=0.8,
-                           color=P.plt.get_cmap("tab10")(j % 10), clip_on=False,
+                ax.scatter(t["size"], plotting.pct(t["kept_fraction"]), s=18, alpha=0.8,
+                           color=plotting.plt.get_cmap("tab10")(j % 10), clip_on=False,
                            label=f"keep if ≥ {int(thr)} of {n} votes")
             _label_layers(ax, a)
-            P.log_axis(ax, "x", layers["size"])
+            plotting.log_axis(ax, "x", layers["size"])
             ax.margins(x=0.15)
             ax.set_xlabel("layer size (weights, log scale)")
             ax.set_ylabel("weights kept (%)")
@@ -93,7 +93,7 @@ def section_consensus(ctx, sec):
             ax.set_title(arch)
             ax.grid(alpha=0.3)
             ax.legend(fontsize="x-small", loc="best")
-        P.suptitle(fig, "Consensus tickets: weights kept per layer")
+        plotting.suptitle(fig, "Consensus tickets: weights kept per layer")
         sec.figure(fig, f"consensus_layers_p{page}",
                    "Share of each layer's weights a consensus ticket keeps, vs the layer's size; "
                    "one point per layer, threshold and seed, named next to its points.")
@@ -115,37 +115,37 @@ def _label_layers(ax, a):
         prev = r["size"]
         up = above or r["low"] < 0.08  # a name under a point near 0 would hit the ticks
         y, dy, va = (r["high"], 5, "bottom") if up else (r["low"], -5, "top")
-        ax.annotate(layer.removesuffix(".weight"), (r["size"], P.pct(y)), xytext=(0, dy),
+        ax.annotate(layer.removesuffix(".weight"), (r["size"], plotting.pct(y)), xytext=(0, dy),
                     textcoords="offset points", ha="center", va=va, fontsize="x-small",
                     color="0.3")
 
 
 def _rounds_figure(cons, sec):
-    fig, (ax,) = P.panel_grid(1, width=6.5, height=4.4)
-    colours = P.colour_map(cons["arch"])
+    fig, (ax,) = plotting.panel_grid(1, width=6.5, height=4.4)
+    colours = plotting.colour_map(cons["arch"])
     ok = cons.dropna(subset=["sparsity", "equivalent_rounds"])
     ok = ok[ok["equivalent_rounds"] > 0]
     if ok.empty:
-        P.plt.close(fig)
+        plotting.plt.close(fig)
         sec.note(f"{CONSENSUS_CSV} has no sparsity/equivalent_rounds values to plot.")
         return
     # the per-round pruning fraction the table's equivalent_rounds used: s = 1 - (1 - f)^r
     f = 1 - (1 - ok["sparsity"].iloc[0]) ** (1 / ok["equivalent_rounds"].iloc[0])
     r = np.linspace(0, max(ok["equivalent_rounds"].max(), ok["source_round"].max()) + 1, 200)
-    ax.plot(r, P.pct(1 - (1 - f) ** r), color="0.5", lw=1,
-            label=f"sequential pruning, {P.pct(f):.0f}% per round")
+    ax.plot(r, plotting.pct(1 - (1 - f) ** r), color="0.5", lw=1,
+            label=f"sequential pruning, {plotting.pct(f):.0f}% per round")
     for (arch, loo), a in ok.groupby(["arch", ok["leave_out"] != ""], sort=True):
         style = ({"marker": "^", "facecolors": "none", "edgecolors": colours[arch]} if loo
                  else {"marker": "o", "color": colours[arch]})
-        ax.scatter(a["equivalent_rounds"], P.pct(a["sparsity"]), s=30, **style,
+        ax.scatter(a["equivalent_rounds"], plotting.pct(a["sparsity"]), s=30, **style,
                    label=f"{arch} consensus" + (" (leave-one-out)" if loo else ""), zorder=3)
         if not loo and a["seed"].nunique() == 1 and len(a) <= 8:  # one point per threshold
             for x, y, k, n in zip(a["equivalent_rounds"], a["sparsity"], a["threshold"],
                                   a["n_sources"]):
-                ax.annotate(f"≥ {int(k)} of {int(n)}", (x, P.pct(y)), xytext=(-8, 6),
+                ax.annotate(f"≥ {int(k)} of {int(n)}", (x, plotting.pct(y)), xytext=(-8, 6),
                             textcoords="offset points", ha="right", fontsize="x-small")
         src = a["source_round"].dropna().unique()
-        ax.scatter(src, P.pct(1 - (1 - f) ** src), marker="x", color=colours[arch], s=40,
+        ax.scatter(src, plotting.pct(1 - (1 - f) ** src), marker="x", color=colours[arch], s=40,
                    label=f"{arch} source masks (round {', '.join(map(str, map(int, src)))})"
                    if not loo else None, zorder=3)
     ax.set_xlabel("sequential pruning rounds that reach the same sparsity")
@@ -174,8 +174,8 @@ def section_init(ctx, sec):
     sec.table(summary, "initial_weights", "initial |w| / layer std of the kept weights")
     sec.table(hist, "initial_weight_histograms", "histogram densities", show=False)
     archs = sorted(hist["arch"].unique())
-    for page, chunk in enumerate(P.chunks(archs, 4), 1):
-        fig, axes = P.panel_grid(len(chunk), ncols=min(len(chunk), 2), width=5.4, height=3.8)
+    for page, chunk in enumerate(plotting.chunks(archs, 4), 1):
+        fig, axes = plotting.panel_grid(len(chunk), ncols=min(len(chunk), 2), width=5.4, height=3.8)
         for ax, arch in zip(axes, chunk):
             a = hist[hist["arch"] == arch]
             for i, (label, s) in enumerate(a.groupby("series", sort=False)):
@@ -184,7 +184,7 @@ def section_init(ctx, sec):
                     ax.fill_between(centres, s["density"], step="mid", color="0.85", label=label)
                 else:
                     ax.step(centres, s["density"], where="mid", lw=1.6, label=label,
-                            color=P.plt.get_cmap("tab10")(i))
+                            color=plotting.plt.get_cmap("tab10")(i))
             span = a.loc[a["density"] > 0, ["bin_left", "bin_right"]]
             if len(span):
                 ax.set_xlim(span["bin_left"].min() - 0.2, span["bin_right"].max() + 0.2)
@@ -192,8 +192,8 @@ def section_init(ctx, sec):
             ax.set_ylabel("density (per unit of std)")
             ax.set_title(arch)
             ax.grid(alpha=0.3)
-        P.legend_below(fig, axes, ncol=1)
-        P.suptitle(fig, "Initial values of the weights tickets keep")
+        plotting.legend_below(fig, axes, ncol=1)
+        plotting.suptitle(fig, "Initial values of the weights tickets keep")
         sec.figure(fig, f"initial_weights_p{page}",
                    "Distribution of the initial values of surviving weights (pooled over layers, "
                    "each divided by its layer's std): consensus ticket vs the sources' bespoke "

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from analysis import plotting as P
-from analysis import tables as T
-from analysis.figures_accuracy import remaining_axis
-from analysis.loading import ALL_LAYERS
-from analysis.measures import shared_summary
+from . import plotting
+from . import tables
+from .figures_accuracy import remaining_axis
+from .loading import ALL_LAYERS
+from .measures import shared_summary
 from ltray.experiment.schemas import SIMILARITY
 
 MAX_HEATMAPS = 4  # rounds shown per architecture
@@ -45,7 +45,7 @@ def section_techniques(ctx, sec):
         sec.note(f"No mask similarities: {SIMILARITY.csv} is absent and no bespoke masks could be read.")
         return
     ref = ctx.opts.reference
-    layers = T.reference_layer_distances(sim, ref)
+    layers = tables.reference_layer_distances(sim, ref)
     if layers.empty:
         known = sorted(set(sim["technique_a"]) | set(sim["technique_b"]))
         sec.note(f"No same-task comparisons with the reference technique {ref!r} "
@@ -53,7 +53,7 @@ def section_techniques(ctx, sec):
     else:
         sec.table(layers, "distance_to_reference", f"per-layer distance to {ref}")
         _reference_figures(layers, ref, sec, ctx.layer_order)
-    pairs = T.pair_distances(sim)
+    pairs = tables.pair_distances(sim)
     if pairs.empty:
         sec.note("No pairs of techniques on the same task.")
         return
@@ -73,17 +73,17 @@ def _band(ax, rows, colour, label):
 
 def _pairs_one_panel(pairs, sec):
     """Few pairs: one panel per architecture, one line per pair."""
-    colours = P.colour_map(pairs["pair"])
+    colours = plotting.colour_map(pairs["pair"])
     archs = sorted(pairs["arch"].unique())
-    for page, chunk in enumerate(P.chunks(archs), 1):
-        fig, axes = P.panel_grid(len(chunk), ncols=min(len(chunk), 2), width=5.5, height=4.0)
+    for page, chunk in enumerate(plotting.chunks(archs), 1):
+        fig, axes = plotting.panel_grid(len(chunk), ncols=min(len(chunk), 2), width=5.5, height=4.0)
         for ax, arch in zip(axes, chunk):
             for pair, p in pairs[pairs["arch"] == arch].groupby("pair", sort=True):
                 _band(ax, p, colours[pair], pair)
             _round_axis(ax)
             ax.set_title(arch)
-        P.legend_below(fig, axes, ncol=3)
-        P.suptitle(fig, "Whole-network distance between techniques")
+        plotting.legend_below(fig, axes, ncol=3)
+        plotting.suptitle(fig, "Whole-network distance between techniques")
         sec.figure(fig, f"distance_pairs_p{page}",
                    "Whole-network Jaccard distance between the masks of two techniques on the same "
                    "task and seed vs round: mean over tasks and seeds, band = ±1 std over them.")
@@ -95,20 +95,20 @@ def _pairs_per_technique(pairs, sec):
     a_b = pairs["pair"].str.split(" vs ", n=1, expand=True)
     both = pd.concat([pairs.assign(technique=a_b[0], other=a_b[1]),
                       pairs.assign(technique=a_b[1], other=a_b[0])], ignore_index=True)
-    colours = P.colour_map(both["technique"])
+    colours = plotting.colour_map(both["technique"])
     for arch, a in both.groupby("arch", sort=True):
         techs = sorted(a["technique"].unique())
-        pages = P.chunks(techs)
+        pages = plotting.chunks(techs)
         for page, chunk in enumerate(pages, 1):
-            fig, axes = P.panel_grid(len(chunk))
+            fig, axes = plotting.panel_grid(len(chunk))
             for ax, tech in zip(axes, chunk):
                 for other, o in a[a["technique"] == tech].groupby("other", sort=True):
                     _band(ax, o, colours[other], other)
                 _round_axis(ax)
                 ax.set_title(f"distance from {tech}", fontsize="medium")
-            P.legend_below(fig, axes, ncol=4, order=techs)
+            plotting.legend_below(fig, axes, ncol=4, order=techs)
             suffix = f" (page {page}/{len(pages)})" if len(pages) > 1 else ""
-            P.suptitle(fig, f"Whole-network distance between techniques, {arch}{suffix}")
+            plotting.suptitle(fig, f"Whole-network distance between techniques, {arch}{suffix}")
             sec.figure(fig, f"distance_pairs_{arch}_p{page}",
                        f"Whole-network Jaccard distance from each technique's masks to every other "
                        f"technique's on the same task, {arch}{suffix}: mean over tasks and seeds, "
@@ -119,13 +119,13 @@ def _reference_figures(layers, ref, sec, layer_order):
     for arch, a in layers.groupby("arch", sort=True):
         order = [l for l in layer_order(arch, a["layer"].unique()) if l != ALL_LAYERS]
         depth = {l: i for i, l in enumerate(order)}
-        cmap = P.plt.get_cmap("viridis")
+        cmap = plotting.plt.get_cmap("viridis")
         # 0.85: viridis' last yellows are too faint on white
         colour = {l: cmap(0.85 * i / max(len(order) - 1, 1)) for l, i in depth.items()}
         techs = sorted(a["technique"].unique())
-        pages = P.chunks(techs)
+        pages = plotting.chunks(techs)
         for page, chunk in enumerate(pages, 1):
-            fig, axes = P.panel_grid(len(chunk))
+            fig, axes = plotting.panel_grid(len(chunk))
             for ax, tech in zip(axes, chunk):
                 t = a[a["technique"] == tech]
                 for layer in order:
@@ -138,11 +138,11 @@ def _reference_figures(layers, ref, sec, layer_order):
                 _round_axis(ax)
                 ax.set_title(f"{tech} vs {ref}", fontsize="medium")
             if len(order) > MAX_LAYER_LEGEND:
-                sm = P.plt.cm.ScalarMappable(cmap=cmap, norm=P.plt.Normalize(0, (len(order) - 1) / 0.85))
+                sm = plotting.plt.cm.ScalarMappable(cmap=cmap, norm=plotting.plt.Normalize(0, (len(order) - 1) / 0.85))
                 fig.colorbar(sm, ax=axes, label="layer depth (0 = input side)", shrink=0.8)
-            P.legend_below(fig, axes, ncol=4)
+            plotting.legend_below(fig, axes, ncol=4)
             suffix = f" (page {page}/{len(pages)})" if len(pages) > 1 else ""
-            P.suptitle(fig, f"Per-layer distance to {ref}, {arch}{suffix}")
+            plotting.suptitle(fig, f"Per-layer distance to {ref}, {arch}{suffix}")
             sec.figure(fig, f"distance_to_reference_{arch}_p{page}",
                        f"Per-layer Jaccard distance between each technique's masks and {ref}'s "
                        f"on the same task, {arch}{suffix}: mean over tasks and seeds; dashed: "
@@ -154,14 +154,14 @@ def section_tasks(ctx, sec):
     of weights bespoke tickets of different tasks have in common vs sparsity."""
     sim = ctx.similarity(sec)
     if sim is not None and not sim.empty:
-        techs = T.techniques_with_cross_task(sim)
+        techs = tables.techniques_with_cross_task(sim)
         tech = ctx.opts.reference if ctx.opts.reference in techs else (techs[0] if techs else None)
         if tech is None:
             sec.note("No pairs of different tasks pruned with the same technique.")
         else:
             if tech != ctx.opts.reference:
                 sec.note(f"{ctx.opts.reference} has no cross-task pairs; matrices show {tech}.")
-            mats = T.cross_task_distances(sim, tech)
+            mats = tables.cross_task_distances(sim, tech)
             sec.table(mats, "distance_tasks", f"whole-network distance between tasks, {tech}")
             for arch, m in mats.groupby("arch", sort=True):
                 _heatmaps(m, arch, tech, sec)
@@ -182,7 +182,7 @@ def _heatmaps(m, arch, tech, sec):
     tasks = sorted(set(m["task_a"]) | set(m["task_b"]))
     n = len(tasks)
     side = max(3.2, 0.45 * n + 1.6)
-    fig, axes = P.panel_grid(len(rounds), ncols=min(len(rounds), 2), width=side + 0.6, height=side)
+    fig, axes = plotting.panel_grid(len(rounds), ncols=min(len(rounds), 2), width=side + 0.6, height=side)
     for ax, rnd in zip(axes, rounds):
         mat = np.full((n, n), np.nan)
         np.fill_diagonal(mat, 0.0)
@@ -200,7 +200,7 @@ def _heatmaps(m, arch, tech, sec):
         ax.set_yticks(range(n), tasks, fontsize="small")
         ax.set_title(f"round {rnd}")
     fig.colorbar(im, ax=axes, label="Jaccard distance", shrink=0.8)
-    P.suptitle(fig, f"Distance between tasks' masks, {tech}, {arch}")
+    plotting.suptitle(fig, f"Distance between tasks' masks, {tech}, {arch}")
     sec.figure(fig, f"distance_tasks_{arch}",
                f"Whole-network Jaccard distance between the bespoke masks of two tasks ({tech}, "
                f"{arch}), mean over seeds, at round{'s' if len(rounds) > 1 else ''} "
@@ -208,27 +208,27 @@ def _heatmaps(m, arch, tech, sec):
 
 
 def _shared_figure(summ, sec):
-    colours = P.colour_map(summ["technique"])
+    colours = plotting.colour_map(summ["technique"])
     archs = sorted(summ["arch"].unique())
-    for page, chunk in enumerate(P.chunks(archs), 1):
-        fig, axes = P.panel_grid(len(chunk), ncols=min(len(chunk), 2), width=5.2, height=4.0)
+    for page, chunk in enumerate(plotting.chunks(archs), 1):
+        fig, axes = plotting.panel_grid(len(chunk), ncols=min(len(chunk), 2), width=5.2, height=4.0)
         for ax, arch in zip(axes, chunk):
             a = summ[summ["arch"] == arch]
             for tech, t in a.groupby("technique", sort=True):
                 t = t.sort_values("round")
-                x = P.pct(1 - t["sparsity_mean"].to_numpy(float))
-                ax.plot(x, P.pct(t["shared_mean"]), marker="o", ms=3, color=colours[tech], label=tech)
-                ax.fill_between(x, P.pct(t["shared_min"]), P.pct(t["shared_max"]),
+                x = plotting.pct(1 - t["sparsity_mean"].to_numpy(float))
+                ax.plot(x, plotting.pct(t["shared_mean"]), marker="o", ms=3, color=colours[tech], label=tech)
+                ax.fill_between(x, plotting.pct(t["shared_min"]), plotting.pct(t["shared_max"]),
                                 color=colours[tech], alpha=0.15, lw=0)
-            xs = np.sort(P.pct(1 - a["sparsity_mean"].to_numpy(float)))
+            xs = np.sort(plotting.pct(1 - a["sparsity_mean"].to_numpy(float)))
             ax.plot(xs, xs, ls=":", color="0.4", label="chance (independent masks)")
             remaining_axis(ax, xs)
             ax.set_ylim(0, 105)
             ax.set_ylabel("share of a ticket's weights\nalso kept by another task (%)")
             ax.set_title(arch)
             ax.grid(alpha=0.3)
-        P.legend_below(fig, axes, ncol=4)
-        P.suptitle(fig, "Weights shared by bespoke tickets of different tasks")
+        plotting.legend_below(fig, axes, ncol=4)
+        plotting.suptitle(fig, "Weights shared by bespoke tickets of different tasks")
         sec.figure(fig, f"shared_fraction_p{page}",
                    "|A∩B|/|A| over ordered pairs of tasks (same seed, technique and round) vs "
                    "sparsity: mean, band = min to max; dotted: expected overlap of independent "

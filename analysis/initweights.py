@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from analysis.loading import Experiment, sweep_setting
-from analysis.tables import plain_consensus
+from .loading import Experiment, sweep_setting
+from .tables import plain_consensus
 from ltray.errors import LtrayError
 
 MAX_STD = 4.0  # histograms cover at most +-4 layer stds

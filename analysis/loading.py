@@ -20,7 +20,7 @@ from ltray.experiment.folder import check_readable
 from ltray.experiment.ids import GroupId
 from ltray.experiment.plan_file import read_plan_file
 from ltray.experiment.schemas import ALL_LAYERS, CONSENSUS, ROUNDS, SIMILARITY, TableSchema
-from ltray.experiment.storage import Storage, StorageError, open_storage
+from ltray.storage import Storage, StorageError, open_storage
 from ltray.experiment.tables import read_table
 
 ROUNDS_COLUMNS, CONSENSUS_COLUMNS, SIMILARITY_COLUMNS = ROUNDS.names, CONSENSUS.names, SIMILARITY.names

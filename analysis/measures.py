@@ -9,8 +9,8 @@ from itertools import combinations, permutations
 import numpy as np
 import pandas as pd
 
-from analysis.loading import ALL_LAYERS, SIMILARITY_COLUMNS, Experiment
-from analysis.tables import plain_consensus
+from .loading import ALL_LAYERS, SIMILARITY_COLUMNS, Experiment
+from .tables import plain_consensus
 
 
 def _bespoke_masks(exp: Experiment, keys: list[str]):

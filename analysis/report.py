@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import plotting as P
-from analysis import tickets as K
-from analysis.figures_accuracy import section_accuracy
-from analysis.figures_consensus import section_consensus, section_init, section_votes
-from analysis.figures_followups import section_followups
-from analysis.figures_similarity import section_tasks, section_techniques
-from analysis.initweights import InitFn
-from analysis.loading import Experiment, load_experiment
-from analysis.measures import compute_similarity, task_overlap
+from . import plotting
+from . import tickets
+from .figures_accuracy import section_accuracy
+from .figures_consensus import section_consensus, section_init, section_votes
+from .figures_followups import section_followups
+from .figures_similarity import section_tasks, section_techniques
+from .initweights import InitFn
+from .loading import Experiment, load_experiment
+from .measures import compute_similarity, task_overlap
 from ltray.experiment import layout
 from ltray.experiment.schemas import CONSENSUS, ROUNDS, SIMILARITY
-from ltray.experiment.storage import StorageError, open_storage
+from ltray.storage import StorageError, open_storage
 from ltray.errors import ExperimentError
 from ltray.fileio import atomic_write_text
 
@@ -47,7 +47,7 @@ class Section:
         self.blocks.append(f"> Note: {text}")
 
     def figure(self, fig, name: str, caption: str) -> Path:
-        path = P.save(fig, self.report.out / "figures" / f"{_safe(name)}.png", self.report.dpi)
+        path = plotting.save(fig, self.report.out / "figures" / f"{_safe(name)}.png", self.report.dpi)
         self.report.figures.append(path)
         rel = path.relative_to(self.report.out).as_posix()
         self.blocks.append(f"![{caption}]({rel})\n\n*{caption}*")
@@ -142,7 +142,7 @@ class Context:
 
 def section_headline(ctx: Context, sec: Section) -> None:
     exp = ctx.exp
-    wide, long = K.headline(exp.consensus, exp.followups, exp.plan, exp.bespoke)
+    wide, long = tickets.headline(exp.consensus, exp.followups, exp.plan, exp.bespoke)
     if wide.empty:
         sec.note(f"No consensus masks yet: the headline table needs {CONSENSUS.csv}.")
         return
@@ -157,8 +157,8 @@ def section_headline(ctx: Context, sec: Section) -> None:
     shown = pd.DataFrame({
         "arch": wide["arch"], "recipe": wide["recipe"],
         "keep if votes ≥": [f"{int(k)} of {int(n)}" for k, n in zip(wide["threshold"], wide["n_sources"])],
-        "seeds": wide["n_seeds"], "consensus sparsity (%)": P.pct(wide["consensus_sparsity"]).round(1),
-        "chance (%)": P.pct(wide["chance_sparsity"]).round(1),
+        "seeds": wide["n_seeds"], "consensus sparsity (%)": plotting.pct(wide["consensus_sparsity"]).round(1),
+        "chance (%)": plotting.pct(wide["chance_sparsity"]).round(1),
         "equivalent rounds": wide["equivalent_rounds"].round(2),
         "rounds saved": wide["rounds_saved"].round(2)})
     held = dict(zip(long["target"], long["held_out"])) if not long.empty else {}
@@ -170,7 +170,7 @@ def section_headline(ctx: Context, sec: Section) -> None:
         c = f"gap_{target}"
         mark = (" (held out)" if held.get(target) else "") + ("†" if target in from_traj else "")
         label = f"gap {target}{mark} (pp)"
-        shown[label] = P.pct(wide[c]).round(2)
+        shown[label] = plotting.pct(wide[c]).round(2)
     sec.blocks.append(markdown_table(shown))
     sec.blocks.append("*Chance = the sparsity the same vote would reach if the source masks were "
                       "independent, each with its own density (intersection: 1 − the product of the "
@@ -242,7 +242,7 @@ def build_report(experiment: str | Path, out: str | Path | None = None,
             except Exception as exc:  # one broken section must not cost the whole report
                 if opts.strict:
                     raise
-                P.plt.close("all")
+                plotting.plt.close("all")
                 sec.note(f"this section failed ({type(exc).__name__}: {exc}).")
                 print(f"warning: section {title!r} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         report.notes[:0] = exp.notes

@@ -2,7 +2,7 @@
 unpruned parameters (thousands; biases and batch-norm count as unpruned) after each listed
 pruning iteration. Iteration i is ltray's round i + 1. Prints markdown (docs/table1.md).
 
-    python -m analysis.table1 [--dim 1]
+    python -m ltray_analysis.table1 [--dim 1]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.loading import ALL_LAYERS, group_recipe
+from .loading import ALL_LAYERS, group_recipe
 
 
 def _spread(df: pd.DataFrame, keys: list[str], value: str, name: str) -> pd.DataFrame:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.loading import group_recipe
-from analysis.tables import consensus_chance, plain_consensus
+from .loading import group_recipe
+from .tables import consensus_chance, plain_consensus
 from ltray.experiment import tickets as T
 
 PRET = "prêt-à-porter"

@@ -1,6 +1,6 @@
 """The implementations that benchmarks 4 and 5 optimised, kept verbatim so that before/after is
 measured side by side in one run (and so the new code can be checked to give the same results).
-The aggregator before its fix (ltray/sweep/aggregator.py at ade224b) was measured by
+The aggregator before its fix (ltray/orchestration/aggregator.py at ade224b) was measured by
 bench/_before_aggregator.py, removed since it no longer runs against the experiment format."""
 
 from __future__ import annotations

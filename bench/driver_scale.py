@@ -22,11 +22,11 @@ import _common as C  # noqa: I001 (puts the repository on sys.path)
 import numpy as np
 
 from ltray.experiment import layout
-from ltray.experiment.storage import LocalStorage
+from ltray.storage import LocalStorage
 from ltray.masks import save_mask
-from ltray.sweep.aggregator import ConsensusAggregator
-from ltray.sweep.load import load_sweep
-from ltray.sweep.plan import Plan, build_plan
+from ltray.orchestration.aggregator import ConsensusAggregator
+from ltray.orchestration.load import load_sweep
+from ltray.orchestration.plan import Plan, build_plan
 
 FULL = C.ROOT / "sweeps" / "full.yaml"
 LENET = {"conv1.weight": (6, 1, 3, 3), "conv2.weight": (16, 6, 3, 3), "fc1.weight": (120, 400),
@@ -300,7 +300,7 @@ actor replaced by a stub that answers each poll at once with the aggregator's fo
 
 {C.table(["trajectories", "trials emitted", "suggest median us", "suggest max ms", "on_trial_complete median us"], book_rows)}
 
-How the cost stays flat (`ltray/sweep/aggregator.py`, `similarity.py`, `mask_cache.py`, `ltray/masks/packed.py`):
+How the cost stays flat (`ltray/orchestration/aggregator.py`, `similarity.py`, `mask_cache.py`, `ltray/masks/packed.py`):
 similarity partners come from an index by (arch, seed, round); masks stay packed as read, in a cache bounded to
 256 MB; journal records carry layer names once per record; a group's follow-up configs are rebuilt only when one of
 its sources reports a new round. (The aggregator this replaced grew x1.44 per message over the same range; measured

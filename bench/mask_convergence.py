@@ -33,8 +33,8 @@ class _Enough(Exception):
 
 
 def _sources(sweep_path: Path, epochs: int):
-    from ltray.sweep.load import load_sweep
-    from ltray.sweep.plan import build_plan
+    from ltray.orchestration.load import load_sweep
+    from ltray.orchestration.plan import build_plan
 
     sweep = load_sweep(sweep_path)
     plan = build_plan(sweep)

@@ -23,7 +23,7 @@ from _common import interleaved, machine, machine_line, median, spread, table, u
 from ltray.experiment import layout
 from ltray.experiment.journal import Journal
 from ltray.experiment.records import TrialRecord, make_row, read_mask
-from ltray.experiment.storage import Storage, open_storage
+from ltray.storage import Storage, open_storage
 from ltray.training.state import TrajectoryState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

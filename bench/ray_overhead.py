@@ -20,8 +20,8 @@ import _common as C  # noqa: I001 (puts the repository on sys.path)
 import pandas as pd
 import torch
 
-from ltray.sweep.load import parse_sweep
-from ltray.sweep.plan import build_plan
+from ltray.orchestration.load import parse_sweep
+from ltray.orchestration.plan import build_plan
 from ltray.training import run_trajectory
 
 GOAL = 0.10
@@ -58,9 +58,9 @@ def direct_child(storage: Path, i: int) -> None:
 
 def tune(storage: Path, i: int) -> dict:
     from ltray.experiment import layout
-    from ltray.experiment.storage import open_storage
-    from ltray.sweep.location import experiment_location
-    from ltray.sweep.opening import open_experiment
+    from ltray.storage import open_storage
+    from ltray.orchestration.location import experiment_location
+    from ltray.orchestration.opening import open_experiment
     from ltray.sweep.run import run_sweep
 
     sweep = sweep_config(storage, f"tune{i}")

@@ -1,6 +1,6 @@
 """The `ltray` command: `ltray sweep|status|check|analysis ARGS...` runs the `python -m` twin with
 the same arguments and exit status (`python -m ltray.sweep`, `python -m ltray.status`,
-`python -m ltray.cluster check`, `python -m analysis`)."""
+`python -m ltray.cluster check`, `python -m ltray_analysis`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ COMMANDS = {
     "status": ("ltray.status", [], None, "progress of an experiment folder (python -m ltray.status)"),
     "check": ("ltray.cluster.__main__", ["check"], "sweep",
               "validate Ray cluster files offline (python -m ltray.cluster check)"),
-    "analysis": ("analysis.__main__", [], "analysis",
-                 "figures, tables and report.md of an experiment folder (python -m analysis)"),
+    "analysis": ("ltray_analysis.__main__", [], "analysis",
+                 "figures, tables and report.md of an experiment folder (python -m ltray_analysis)"),
 }
 # modules that only an extra brings; a subcommand missing one says what to install
 EXTRA_MODULES = {"torch", "torchvision", "ray", "pandas", "pyarrow", "mlxtend", "sklearn", "matplotlib",

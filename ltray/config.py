@@ -6,6 +6,8 @@ are errors. Defaults are the paper's protocol (Paganini & Forde 2020).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -19,6 +21,16 @@ from pydantic import AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field,
 # seeds and rounds as int64, and torch's Generator.manual_seed overflows at 2**64.
 
 INT64_MAX = 2**63 - 1
+HASH_LENGTH = 10  # hex digits of a config hash: 40 bits, collision-free for any sweep ltray will plan
+
+
+def config_hash(model: BaseModel) -> str:
+    """Hash of a config's non-default fields (nested models likewise), as canonical JSON: a field
+    added later with a default that reproduces the old behaviour changes no hash, so trial ids
+    (`ltray.experiment.ids`) stay stable. The rule that follows: a default value never changes."""
+    doc = model.model_dump(mode="json", exclude_defaults=True)
+    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:HASH_LENGTH]
 
 
 def _finite_number(value):
@@ -130,8 +142,6 @@ class TrajectoryConfig(Frozen):
 
     def key(self) -> str:
         """Hash of what identifies the trajectory's results (its non-default fields)."""
-        from ltray.experiment.ids import config_hash
-
         return config_hash(self)
 
 

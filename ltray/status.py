@@ -14,8 +14,9 @@ import sys
 import time
 
 from ltray.errors import LtrayError
+from ltray.formatting import fmt_duration
 from ltray.experiment.progress import Progress, Slice, experiment_progress
-from ltray.experiment.storage import open_storage
+from ltray.storage import open_storage
 
 STATE_TEXT = {
     "running": "running",
@@ -26,17 +27,11 @@ STATE_TEXT = {
 }
 
 
-def _fmt_eta(seconds) -> str:
-    from ltray.sweep.progress import fmt_duration
-
-    return fmt_duration(seconds)
-
-
 def format_progress(where: str, p: Progress) -> str:
     """A header with the state, a table per (arch, technique), then groups, follow-ups, failures."""
     head = f"experiment {where}: {STATE_TEXT.get(p.state, p.state)}"
     if p.lease is not None and p.state == "running":
-        head += f" (driver {p.lease.who()}, heartbeat {p.lease.age_s:.0f} s ago), ETA {_fmt_eta(p.eta_s)}"
+        head += f" (driver {p.lease.who()}, heartbeat {p.lease.age_s:.0f} s ago), ETA {fmt_duration(p.eta_s)}"
     total = Slice("all", "", *(sum(getattr(s, f) for s in p.slices) for f in
                                ("done", "total", "running", "interrupted", "failed", "rounds_done", "rounds_total")))
     table = [("arch", "technique", "trajectories", "running", "interrupted", "failed", "rounds")]

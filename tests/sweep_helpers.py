@@ -42,7 +42,7 @@ SMALL = dict(grid={**TINY_SWEEP["grid"], "techniques": ["global_unstructured"]},
 
 
 def tiny_sweep(storage: Path, **overrides):
-    from ltray.sweep.load import parse_sweep
+    from ltray.orchestration.load import parse_sweep
 
     raw = {**TINY_SWEEP, "storage": str(storage), **overrides}
     return parse_sweep(raw, "tiny.yaml")
@@ -50,9 +50,9 @@ def tiny_sweep(storage: Path, **overrides):
 
 def run_sweep_here(plan, resume: bool = False, **kw) -> Path:
     """Open the plan's experiment folder and run the sweep on the Ray this process joined."""
-    from ltray.experiment.storage import open_storage
-    from ltray.sweep.location import experiment_location
-    from ltray.sweep.opening import open_experiment
+    from ltray.storage import open_storage
+    from ltray.orchestration.location import experiment_location
+    from ltray.orchestration.opening import open_experiment
     from ltray.sweep.run import run_sweep
 
     location = experiment_location(plan.sweep.name, plan.sweep.storage)

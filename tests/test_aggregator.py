@@ -9,10 +9,10 @@ import pytest
 
 from ltray.experiment import layout
 from ltray.experiment.journal import Journal
-from ltray.experiment.storage import LocalStorage
+from ltray.storage import LocalStorage
 from ltray.masks import layer_jaccard, load_mask, save_mask
-from ltray.sweep.aggregator import ConsensusAggregator as _Aggregator
-from ltray.sweep.plan import build_plan
+from ltray.orchestration.aggregator import ConsensusAggregator as _Aggregator
+from ltray.orchestration.plan import build_plan
 
 from tests.sweep_helpers import tiny_sweep, vote_consensus
 

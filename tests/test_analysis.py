@@ -1,4 +1,4 @@
-"""`python -m analysis` on synthetic experiment folders (tests/analysis_fixtures.py): the report
+"""`ltray analysis` (`ltray_analysis`) on synthetic experiment folders (tests/analysis_fixtures.py): the report
 builds, figures are real images, tables have the expected rows, and numbers match values worked
 out by hand from the fixture's masks (see the fixture's docstring for the kept index sets)."""
 
@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import Options, build_report, load_experiment
+from ltray_analysis import Options, build_report, load_experiment
 from ltray.experiment.layout import FORMAT_VERSION
-from analysis import report as report_module
-from analysis import tickets as K
-from analysis.__main__ import main
-from analysis.initweights import initial_weight_distributions
-from analysis.measures import compute_similarity, task_overlap
-from analysis.figures_accuracy import remaining_ticks
+from ltray_analysis import report as report_module
+from ltray_analysis import tickets
+from ltray_analysis.__main__ import main
+from ltray_analysis.initweights import initial_weight_distributions
+from ltray_analysis.measures import compute_similarity, task_overlap
+from ltray_analysis.figures_accuracy import remaining_ticks
 from analysis_fixtures import (FOLLOWUP_ACC, LOO_ACC, TECHNIQUES, build_demo_like, build_experiment,
                                demo_followup_acc, fake_initial_weights)
 
@@ -187,7 +187,7 @@ def test_headline_numbers(full):
 def test_chance_beside_every_consensus_sparsity():
     """Each consensus row's chance level comes from its own sources' densities at its source
     round and its threshold; a source whose round is missing leaves it unknown (NaN)."""
-    from analysis.tables import consensus_chance
+    from ltray_analysis.tables import consensus_chance
 
     bespoke = pd.DataFrame([
         {"dataset": t, "arch": "a", "technique": "g", "seed": seed, "round": r, "sparsity": s}
@@ -217,10 +217,10 @@ def test_followups_pool_sources_and_pair_leave_one_out(full):
     fu = _table(full[1], "followup_accuracy")
     t1 = fu[fu.dataset == "t1"].set_index("category")
     assert set(fu.threshold) == {3}  # the leave-one-out ticket (k = 2 of 2) sits beside k = 3 of 3
-    assert t1.loc[K.PRET_LOO, "test_acc_mean"] == pytest.approx(LOO_ACC)
-    assert t1.loc[K.PRET_LOO, "ticket_threshold"] == 2
-    assert t1.loc[K.BESPOKE_OTHER, "test_acc_mean"] == pytest.approx(np.mean(FOLLOWUP_ACC["transfer", "t1", "t2"]))
-    assert t1.loc[K.RANDOM, "test_acc_std"] == pytest.approx(0.0)
+    assert t1.loc[tickets.PRET_LOO, "test_acc_mean"] == pytest.approx(LOO_ACC)
+    assert t1.loc[tickets.PRET_LOO, "ticket_threshold"] == 2
+    assert t1.loc[tickets.BESPOKE_OTHER, "test_acc_mean"] == pytest.approx(np.mean(FOLLOWUP_ACC["transfer", "t1", "t2"]))
+    assert t1.loc[tickets.RANDOM, "test_acc_std"] == pytest.approx(0.0)
     assert fu[fu.dataset == "t4"].held_out.all()
 
 
@@ -421,7 +421,7 @@ def test_demo_like_one_seed_has_no_spread_anywhere(demo):
     report = demo[1]
     fu = _table(report, "followup_accuracy")
     # three other sources' tickets per target, but one seed: no std (it would be over sources)
-    other = fu[(fu.category == K.BESPOKE_OTHER) & (fu.dataset == "t1") & (fu.threshold == 3)].iloc[0]
+    other = fu[(fu.category == tickets.BESPOKE_OTHER) & (fu.dataset == "t1") & (fu.threshold == 3)].iloc[0]
     assert other.n == 2 and other.n_seeds == 1 and math.isnan(other.test_acc_std)
     assert other.test_acc_mean == pytest.approx((0.84 + 0.82) / 2)  # t2's and t3's tickets
     assert fu.test_acc_std.isna().all()
@@ -455,12 +455,12 @@ def test_demo_like_followup_categories(demo):
     fu = _table(demo[1], "followup_accuracy")
     t3 = fu[fu.threshold == 3]
     cats = t3.groupby("dataset").category.agg(set).to_dict()
-    base = {K.PRET, K.BESPOKE_OTHER, K.RANDOM}
-    assert cats["t1"] == base | {K.PRET_LOO, K.BESPOKE_SAME}
-    assert cats["t4"] == base | {K.BESPOKE_TRAJ} and cats["t5"] == base
-    traj = t3[t3.category == K.BESPOKE_TRAJ].iloc[0]
+    base = {tickets.PRET, tickets.BESPOKE_OTHER, tickets.RANDOM}
+    assert cats["t1"] == base | {tickets.PRET_LOO, tickets.BESPOKE_SAME}
+    assert cats["t4"] == base | {tickets.BESPOKE_TRAJ} and cats["t5"] == base
+    traj = t3[t3.category == tickets.BESPOKE_TRAJ].iloc[0]
     assert str(traj.source_rounds) == "2" and traj.held_out
-    assert K.PRET_LOO not in set(fu[fu.threshold == 2].category)
+    assert tickets.PRET_LOO not in set(fu[fu.threshold == 2].category)
 
 
 def test_remaining_ticks_stay_few_and_inside_the_range():

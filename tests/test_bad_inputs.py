@@ -375,7 +375,7 @@ def test_message_never_expands_a_shared_value():
     """A value built in Python (parse_sweep takes dicts) can be an alias bomb too: the message
     about it is built from a few levels of it, not from its 9**30 strings."""
     from ltray.errors import ConfigError
-    from ltray.sweep.load import parse_sweep
+    from ltray.orchestration.load import parse_sweep
 
     bomb = ["lol"] * 9
     for _ in range(29):
@@ -466,10 +466,10 @@ def test_half_written_folder_is_removed(tmp_path, monkeypatch, no_ray):
     """A failed write (full disk) while creating the folder leaves nothing that blocks a retry."""
     from ltray.errors import ExperimentError
     from ltray.experiment import folder
-    from ltray.experiment.storage import StorageError, open_storage
-    from ltray.sweep.load import load_sweep
-    from ltray.sweep.opening import open_experiment
-    from ltray.sweep.plan import build_plan
+    from ltray.storage import StorageError, open_storage
+    from ltray.orchestration.load import load_sweep
+    from ltray.orchestration.opening import open_experiment
+    from ltray.orchestration.plan import build_plan
 
     sweep = load_sweep(write_sweep(tmp_path, put("storage", str(tmp_path / "deep" / "store"))))
 
@@ -621,7 +621,7 @@ def test_status_of_a_non_experiment(make, message, tmp_path, capsys):
 
 
 def test_analysis_of_a_non_experiment(tmp_path, capsys):
-    from analysis.__main__ import main
+    from ltray_analysis.__main__ import main
 
     folder = tmp_path / "exp"
     folder.mkdir()
@@ -658,7 +658,7 @@ def test_hostile_cluster_file(name, tmp_path, capsys):
 @pytest.fixture
 def small_experiment(tmp_path):
     """A folder analysis accepts (a plan and nothing else), so options alone decide the outcome."""
-    from analysis.__main__ import main
+    from ltray_analysis.__main__ import main
 
     folder = tmp_path / "exp"
     folder.mkdir()
@@ -679,7 +679,7 @@ def small_experiment(tmp_path):
     (["--no-such-option"], "unrecognized arguments: --no-such-option"),
 ])
 def test_bad_analysis_option(options, message, small_experiment, capsys):
-    from analysis.__main__ import main
+    from ltray_analysis.__main__ import main
 
     tmp = small_experiment.parent
     (tmp / "blocker").write_text("a file, not a folder")

@@ -72,7 +72,7 @@ TWINS = {
     "check": (["check", "cluster.yaml", "cluster-gcp.yaml"], ["-m", "ltray.cluster", "check", "cluster.yaml",
                                                                "cluster-gcp.yaml"], 0),
     "check no file": (["check", "no-such.yaml"], ["-m", "ltray.cluster", "check", "no-such.yaml"], 2),
-    "analysis help": (["analysis", "--help"], ["-m", "analysis", "--help"], 0),
+    "analysis help": (["analysis", "--help"], ["-m", "ltray_analysis", "--help"], 0),
 }
 
 
@@ -93,7 +93,7 @@ def test_analysis_from_a_non_editable_install(tmp_path, demo_like):
                             str(ROOT)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-2000:]
     env = {**os.environ, "PYTHONPATH": str(target)}
-    where = subprocess.run([sys.executable, "-c", "import analysis, ltray; print(analysis.__file__); "
+    where = subprocess.run([sys.executable, "-c", "import ltray_analysis, ltray; print(ltray_analysis.__file__); "
                             "print(ltray.__file__)"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert all(Path(p).is_relative_to(target) for p in where.stdout.split()), where.stdout
     code, out, err = run(["analysis", str(demo_like), "--out", str(tmp_path / "report")], cwd=tmp_path, env=env,

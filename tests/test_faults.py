@@ -19,9 +19,9 @@ import yaml
 
 from ltray.experiment import layout
 from ltray.experiment.journal import Journal
-from ltray.experiment.storage import LocalStorage
+from ltray.storage import LocalStorage
 from ltray.masks import load_mask
-from ltray.sweep.plan import build_plan
+from ltray.orchestration.plan import build_plan
 from tests.sweep_helpers import (TINY_SWEEP, assert_complete_and_unique, run_sweep_here, short_tmpdir,
                                  source_masks, start_local_ray, tiny_sweep, tune_trial_dirs, vote_consensus)
 
@@ -119,7 +119,7 @@ def test_full_disk_stops_with_one_line_and_a_readable_folder(tmp_path, monkeypat
     import errno
 
     from ltray import fileio
-    from ltray.experiment import storage
+    from ltray import storage
     from ltray.sweep.__main__ import main
 
     sweep_file = tmp_path / "tiny.yaml"

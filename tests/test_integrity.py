@@ -20,7 +20,7 @@ SOURCES = sorted([*(ROOT / "ltray").rglob("*.py"), *(ROOT / "analysis").rglob("*
 # writes that do not go through ltray.fileio, and why that is fine
 DIRECT_WRITES = {
     ("ltray/fileio.py", "open"): "the atomic writer itself",
-    ("ltray/experiment/storage.py", "write_bytes"): "Storage.write_text calls its own atomic write_bytes",
+    ("ltray/storage.py", "write_bytes"): "Storage.write_text calls its own atomic write_bytes",
     ("ltray/data/torchvision_sets.py", "open"): "an empty lock file",
     ("analysis/plotting.py", "savefig"): "report figures, rebuilt by rerunning the analysis",
 }

@@ -13,7 +13,7 @@ import pytest
 from ltray.errors import ExperimentError
 from ltray.experiment import lease as lease_module
 from ltray.experiment.lease import Lease, LeaseLost, read_lease
-from ltray.experiment.storage import LocalStorage
+from ltray.storage import LocalStorage
 
 
 @pytest.fixture(autouse=True)

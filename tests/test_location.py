@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ltray.errors import ConfigError
-from ltray.sweep.location import check_data_root, experiment_location
+from ltray.orchestration.location import check_data_root, experiment_location
 from tests.sweep_helpers import tiny_sweep
 
 JOB_COPY = "/tmp/ray/session_1/runtime_resources/working_dir_files/_ray_pkg_abc"

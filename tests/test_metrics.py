@@ -23,8 +23,8 @@ import yaml
 
 from ltray.experiment import layout
 from ltray.masks import load_mask, sparsity
-from ltray.sweep.load import parse_sweep
-from ltray.sweep.plan import build_plan
+from ltray.orchestration.load import parse_sweep
+from ltray.orchestration.plan import build_plan
 from tests.cluster_helpers import ROOT, start_head, wait_for
 
 pytestmark = pytest.mark.ray

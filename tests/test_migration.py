@@ -15,10 +15,10 @@ import yaml
 from ltray.errors import ExperimentError
 from ltray.experiment import layout
 from ltray.experiment.journal import Journal
-from ltray.experiment.storage import LocalStorage, open_storage
+from ltray.storage import LocalStorage, open_storage
 from ltray.experiment.verify import verify_experiment
-from ltray.sweep.load import load_sweep
-from ltray.sweep.plan import build_plan
+from ltray.orchestration.load import load_sweep
+from ltray.orchestration.plan import build_plan
 from ltray.training import TrajectoryState
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "format1"
@@ -36,7 +36,7 @@ def old(tmp_path) -> tuple[Path, Path]:
 
 
 def test_status_and_analysis_read_a_format_1_folder(old, capsys):
-    from analysis.__main__ import main as analysis_main
+    from ltray_analysis.__main__ import main as analysis_main
     from ltray.status import main as status_main
 
     folder, _ = old
@@ -49,8 +49,8 @@ def test_status_and_analysis_read_a_format_1_folder(old, capsys):
 
 
 def test_resume_migrates_in_place_and_a_crash_mid_way_is_finished_later(old, monkeypatch):
-    from ltray.sweep import migrate as migrate_module
-    from ltray.sweep.opening import open_experiment
+    from ltray.orchestration import migrate as migrate_module
+    from ltray.orchestration.opening import open_experiment
 
     folder, sweep_file = old
     plan = build_plan(load_sweep(sweep_file))
@@ -84,7 +84,7 @@ def test_resume_migrates_in_place_and_a_crash_mid_way_is_finished_later(old, mon
 
 
 def test_a_newer_format_is_refused_with_one_line(old):
-    from ltray.sweep.opening import open_experiment
+    from ltray.orchestration.opening import open_experiment
 
     folder, sweep_file = old
     (folder / layout.MARKER).write_text(json.dumps({"format": layout.FORMAT_VERSION + 1}))

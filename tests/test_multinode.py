@@ -77,8 +77,8 @@ def two_workers(c) -> list[str]:
 
 
 def run(tmp_path: Path, name: str, **overrides) -> Path:
-    from ltray.sweep.load import parse_sweep
-    from ltray.sweep.plan import build_plan
+    from ltray.orchestration.load import parse_sweep
+    from ltray.orchestration.plan import build_plan
     from tests.sweep_helpers import run_sweep_here
 
     sweep = parse_sweep({**SWEEP, "name": name, "storage": str(tmp_path), **overrides}, f"{name}.yaml")
@@ -148,11 +148,11 @@ def test_trials_spread_over_workers_in_gpu_shares(cluster, tmp_path):
 def test_consensus_actor_holds_the_heads_resource(cluster, tmp_path):
     import ray
 
-    from ltray.experiment.storage import open_storage
+    from ltray.storage import open_storage
     from ltray.sweep.actor import start_actor
-    from ltray.sweep.load import parse_sweep
-    from ltray.sweep.opening import open_experiment
-    from ltray.sweep.plan import build_plan
+    from ltray.orchestration.load import parse_sweep
+    from ltray.orchestration.opening import open_experiment
+    from ltray.orchestration.plan import build_plan
 
     sweep = parse_sweep({**SWEEP, "name": "actor", "storage": str(tmp_path)}, "actor.yaml")
     plan = build_plan(sweep)

@@ -89,9 +89,9 @@ def test_supported_pythons_agree():
 TORCH_FREE = {
     "masks": "import ltray.masks",
     "status": "import ltray.status",
-    "sweep --dry-run": "import ltray.sweep.load, ltray.sweep.plan, ltray.sweep.dry_run",
+    "sweep --dry-run": "import ltray.orchestration.load, ltray.orchestration.plan, ltray.orchestration.dry_run",
     "ltray --help": "import ltray.cli",
-    "analysis": "import analysis.report",
+    "analysis": "import ltray_analysis.report",
 }
 
 
@@ -105,3 +105,28 @@ def test_torch_free_parts(part):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_every_package_folder_is_installed():
+    """pyproject.toml lists the packages by hand (the analysis folder installs under another
+    name), so a new subpackage that is missing from the list would be left out of a wheel."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "ltray").rglob("__init__.py")}
+    assert set(setuptools["packages"]) == folders | {"ltray_analysis"}
+    assert setuptools["package-dir"] == {"ltray_analysis": "analysis"}
+
+
+def test_a_users_analysis_module_does_not_shadow_ltray_analysis(tmp_path):
+    """A researcher's own `analysis.py` (or package) in the working directory is theirs: ltray's
+    analysis installs as `ltray_analysis`, and `ltray analysis` runs ltray's."""
+    (tmp_path / "analysis.py").write_text("raise SystemExit('the user module ran')\n")
+    out = subprocess.run([str(Path(sys.executable).parent / "ltray"), "analysis", "--help"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: ltray analysis")
+    mine = subprocess.run([sys.executable, "-c", "import analysis, ltray_analysis; print(analysis.__file__); "
+                           "print(ltray_analysis.__file__)"], cwd=tmp_path, capture_output=True, text=True)
+    assert mine.returncode != 0 and "the user module ran" in mine.stderr  # theirs, where they put it
+    lt = subprocess.run([sys.executable, "-c", "import ltray_analysis; print(ltray_analysis.__file__)"],
+                        cwd=tmp_path, capture_output=True, text=True)
+    assert Path(lt.stdout.strip()).parent == ROOT / "analysis"

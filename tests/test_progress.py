@@ -7,10 +7,11 @@ import io
 
 import pytest
 
-from ltray.sweep.console import Console
-from ltray.sweep.plan import build_plan
+from ltray.orchestration.console import Console
+from ltray.orchestration.plan import build_plan
 from ltray.sweep.progress import Reporter
-from ltray.sweep.progress_counts import ProgressCounts, fmt_duration
+from ltray.formatting import fmt_duration
+from ltray.orchestration.progress_counts import ProgressCounts
 from tests.sweep_helpers import tiny_sweep
 
 

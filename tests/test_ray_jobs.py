@@ -107,7 +107,7 @@ def test_job_log_is_ltrays_progress_not_tunes_tables(stored_job):
     last = [line for line in lines if PROGRESS.match(line)][-1]
     assert "trajectories 2/2, rounds 6/6, follow-ups 2/2, running 0, pending 0" in last, logs
     assert (exp / layout.SUMMARY_TXT).read_text().splitlines()[0] in lines  # the summary table
-    assert f"experiment folder: {exp}  (report: python -m analysis {exp})" in lines
+    assert f"experiment folder: {exp}  (report: ltray analysis {exp})" in lines
     assert not [line for line in lines if any(t in line for t in TUNE_OUTPUT)], logs
     assert len(lines) <= 40, logs
 

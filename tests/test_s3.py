@@ -18,9 +18,9 @@ import yaml
 from ltray.experiment import layout
 from ltray.experiment.records import read_mask, scan_trials
 from ltray.experiment.schemas import ROUNDS
-from ltray.experiment.storage import open_storage
+from ltray.storage import open_storage
 from ltray.experiment.tables import read_table
-from ltray.sweep.plan import build_plan
+from ltray.orchestration.plan import build_plan
 from tests.s3_server import make_bucket, s3_server
 from tests.sweep_helpers import SMALL, TINY_SWEEP, short_tmpdir, tiny_sweep, vote_consensus
 
@@ -46,7 +46,7 @@ def _mtimes(storage, rels) -> dict[str, tuple]:
 
 
 def test_killed_driver_resumed_on_s3_loses_nothing(bucket, tmp_path, capsys):
-    from analysis.__main__ import main as analysis_main
+    from ltray_analysis.__main__ import main as analysis_main
     from ltray.status import main as status_main
 
     sweep_file = tmp_path / "tiny.yaml"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ltray.sweep.plan import build_plan
+from ltray.orchestration.plan import build_plan
 from tests.sweep_helpers import TINY_SWEEP, assert_complete_and_unique, short_tmpdir, tiny_sweep
 
 pytestmark = pytest.mark.ray
@@ -71,7 +71,7 @@ def _one_line(err: str) -> str:
 
 def test_concurrent_drivers_signals_and_resume(tmp_path):
     from ltray.experiment.progress import experiment_progress
-    from ltray.experiment.storage import LocalStorage
+    from ltray.storage import LocalStorage
 
     sweep_file = tmp_path / "tiny.yaml"
     sweep_file.write_text(yaml.safe_dump({**SWEEP, "storage": str(tmp_path / "exp")}))

@@ -16,7 +16,7 @@ from ltray.errors import ExperimentError
 from ltray.experiment import layout
 from ltray.experiment.lease import Lease
 from ltray.experiment.progress import experiment_progress
-from ltray.experiment.storage import LocalStorage
+from ltray.storage import LocalStorage
 from ltray.status import main
 
 ROOT = Path(__file__).resolve().parents[1]

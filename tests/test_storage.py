@@ -12,7 +12,7 @@ import pytest
 
 from ltray.errors import ConfigError
 from ltray.experiment.journal import MAX_SEGMENTS, Journal
-from ltray.experiment.storage import LocalStorage, ObjectStorage, StorageError, open_storage, resolve_location
+from ltray.storage import LocalStorage, ObjectStorage, StorageError, open_storage, resolve_location
 from tests.s3_server import make_bucket, s3_server
 
 

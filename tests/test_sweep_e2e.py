@@ -11,7 +11,7 @@ import pytest
 
 from ltray.experiment.schemas import CONSENSUS, ROUNDS, SIMILARITY
 from ltray.masks import count_kept, load_mask, sparsity
-from ltray.sweep.plan import build_plan, group_followups
+from ltray.orchestration.plan import build_plan, group_followups
 from tests.sweep_helpers import (TINY_SWEEP, rounds_table, run_sweep_here, source_masks, start_local_ray, tiny_sweep,
                                  tune_trial_dirs, vote_consensus)
 

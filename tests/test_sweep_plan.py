@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ltray.errors import ConfigError
-from ltray.sweep.load import load_sweep, parse_sweep
-from ltray.sweep.plan import build_plan, group_followups
+from ltray.orchestration.load import load_sweep, parse_sweep
+from ltray.orchestration.plan import build_plan, group_followups
 from tests.sweep_helpers import TINY_SWEEP
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ltray.errors import ConfigError
-from ltray.sweep.plan import build_plan
+from ltray.orchestration.plan import build_plan
 from ltray.sweep.trackers import check_trackers, trial_tags
 from tests.sweep_helpers import TINY_SWEEP, run_sweep_here, start_local_ray, tiny_sweep
 

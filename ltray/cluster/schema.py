@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import logging
 import re
 from pathlib import Path
 
@@ -67,18 +66,16 @@ def ray_problems(config: dict) -> tuple[list[Problem], bool]:
 
     Returns (problems, ran): ran is False when the private API is not importable.
     """
-    try:
-        from ray.autoscaler._private.util import prepare_config, validate_config
-    except ImportError:
+    from ltray.sweep.ray_compat import autoscaler_validate, quiet_autoscaler_checks
+
+    functions = autoscaler_validate()
+    if functions is None:
         return [], False
-    quiet = logging.getLogger("ray.autoscaler._private.util")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # it logs INFO lines about filled-in max_workers
+    prepare_config, validate_config = functions
     try:
-        validate_config(prepare_config(copy.deepcopy(config)))
+        with quiet_autoscaler_checks():
+            validate_config(prepare_config(copy.deepcopy(config)))
     except Exception as exc:  # noqa: BLE001 - any failure of Ray's checks is a finding
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         return [Problem("", f"Ray's validate_config: {message.splitlines()[0]}")], True
-    finally:
-        quiet.setLevel(level)
     return [], True

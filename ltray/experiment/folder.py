@@ -2,13 +2,14 @@
 
 A folder is an ltray experiment when it holds experiment.json (written last on creation) with a
 format version. `--resume` continues only a folder of this format (older ones are migrated first,
-see ltray.sweep.migrate) made for the same trajectories; a sweep file changed in what can change
+see ltray.orchestration.migrate) made for the same trajectories; a sweep file changed in what can change
 (thresholds, targets, baselines, training of follow-ups) is recorded as the new sweep.yaml and
 plan.json, with a note in provenance.json.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ import ltray
 from ltray.errors import ExperimentError
 from ltray.experiment import layout
 from ltray.experiment.plan_file import PlanFile, read_plan_file, write_plan_file
-from ltray.experiment.storage import Storage, StorageError
+from ltray.storage import Storage, StorageError
 
 CREATED_FILES = (layout.SWEEP, layout.PLAN, layout.PROVENANCE, layout.MARKER)
 
@@ -162,11 +163,9 @@ def provenance() -> dict:
     """Versions, code revision and hardware of this process (the driver)."""
     import torch
 
-    try:
-        import ray
-
-        ray_version = ray.__version__
-    except ImportError:  # pragma: no cover - ray is a dependency
+    try:  # the installed distribution's version: recording it needs no Ray import
+        ray_version = importlib.metadata.version("ray")
+    except importlib.metadata.PackageNotFoundError:
         ray_version = None
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {

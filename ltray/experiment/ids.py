@@ -9,23 +9,18 @@ behaviour leaves every existing id unchanged. The rule that follows: a default v
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-HASH_LENGTH = 10  # hex digits: 40 bits, collision-free for any sweep ltray will plan
+from ltray.config import HASH_LENGTH, config_hash
+
+__all__ = ["HASH_LENGTH", "config_hash", "digest", "bespoke_trial_id", "ticket_trial_id", "GroupId"]
+
 SEPARATOR = "-"
 # architecture and technique names come from registries and never contain the separator
 _GROUP = re.compile(r"^(?P<name>.+)-(?P<arch>[^-]+)-s(?P<seed>\d+)-(?P<technique>[^-]+)-r(?P<round>\d+)$")
-
-
-def config_hash(model: BaseModel) -> str:
-    """Hash of a config's non-default fields (nested models likewise)."""
-    doc = model.model_dump(mode="json", exclude_defaults=True)
-    blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:HASH_LENGTH]
 
 
 def digest(text: str) -> str:

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from ltray.experiment.storage import Storage, StorageError
+from ltray.storage import Storage, StorageError
 
 MAX_SEGMENTS = 8  # more than this and compact() merges them all into one
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from ltray.errors import ExperimentError
 from ltray.experiment import layout
-from ltray.experiment.storage import Storage, StorageError
+from ltray.storage import Storage, StorageError
 
 HEARTBEAT_S = 10.0
 LEASE_TIMEOUT_S = 90.0  # a driver silent this long is taken for dead

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ltray.errors import ExperimentError
 from ltray.experiment import layout
-from ltray.experiment.storage import Storage, StorageError
+from ltray.storage import Storage, StorageError
 
 
 class _Part(BaseModel):

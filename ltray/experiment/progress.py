@@ -16,7 +16,7 @@ from ltray.experiment.lease import FAILED, FINISHED, INTERRUPTED, RUNNING, Lease
 from ltray.experiment.plan_file import PlanFile, read_plan_file
 from ltray.experiment.records import TrialRecord, scan_trials
 from ltray.experiment.schemas import ROUNDS
-from ltray.experiment.storage import Storage
+from ltray.storage import Storage
 from ltray.experiment.tables import read_table
 
 

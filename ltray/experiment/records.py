@@ -14,7 +14,7 @@ import time
 from ltray.errors import ExperimentError, MaskFileError
 from ltray.experiment import layout
 from ltray.experiment.schemas import ROUNDS
-from ltray.experiment.storage import Storage, StorageError
+from ltray.storage import Storage, StorageError
 from ltray.masks.arrays import Mask
 from ltray.masks.format import mask_from_bytes, mask_to_bytes
 from ltray.masks.packed import PackedMask

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ltray.errors import ExperimentError
 from ltray.experiment.schemas import ROUNDS, TableSchema
-from ltray.experiment.storage import Storage, StorageError
+from ltray.storage import Storage, StorageError
 
 
 def write_table(storage: Storage, schema: TableSchema, data: list[dict] | dict[str, list]) -> None:

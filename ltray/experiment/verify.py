@@ -1,6 +1,6 @@
 """Damage in an experiment folder: every file a resume relies on, checked (masks and resume
 states by checksum, per-trial results, the journal, the tables, the lease), each problem with the
-repair a `--resume` applies. `ltray.status --verify` lists them; `ltray.sweep.repair` applies them.
+repair a `--resume` applies. `ltray.status --verify` lists them; `ltray.orchestration.repair` applies them.
 
 Repairs recompute, never guess: a damaged or missing trajectory mask retrains the trajectory from
 the round that produced it (bit-identical on CPU); a follow-up with damaged files is trained
@@ -20,7 +20,7 @@ from ltray.experiment.lease import read_lease
 from ltray.experiment.plan_file import read_plan_file
 from ltray.experiment.records import TrialRecord, read_mask, scan_trials
 from ltray.experiment.schemas import SCHEMAS
-from ltray.experiment.storage import Storage, StorageError
+from ltray.storage import Storage, StorageError
 from ltray.experiment.tables import read_table
 
 RETRAIN, FORGET, REBUILT = "retrain", "forget", "rebuilt"

@@ -117,7 +117,7 @@ def load_packed_mask(path: str | os.PathLike) -> tuple[PackedMask, dict]:
     """Read a mask file as packed bits (its payload, read-only, never unpacked) and its `meta`,
     with every check load_mask makes. `path` may also be an s3:// or gs:// URI (needs pyarrow)."""
     if "://" in str(path):
-        from ltray.experiment.storage import StorageError, open_storage
+        from ltray.storage import StorageError, open_storage
 
         parent, _, name = str(path).rpartition("/")
         try:

@@ -1,5 +1,5 @@
-"""The sweep runner: a sweep file expanded into Ray Tune trials, a consensus actor, and follow-ups.
-
-`spec`, `load`, `plan`, `aggregator`, `tables`, `experiment` and `summary` are Ray-free; `actor`,
-`searcher`, `callback`, `trainable` and `run` are the thin Ray layer around them.
+"""The Ray shell: `python -m ltray.sweep` (`__main__`), the driver (`run`, `connect`), Tune's
+searcher, trainable and callback (`searcher`, `trainable`, `callback`), the consensus actor
+(`actor`), the progress reporter (`progress`), metrics (`metrics`) and tracker callbacks
+(`trackers/`). Each wraps a Ray-free part of `ltray.orchestration`.
 """

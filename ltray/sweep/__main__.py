@@ -12,7 +12,7 @@ import os
 import sys
 
 from ltray.errors import ConfigError, LtrayError
-from ltray.experiment.storage import StorageError
+from ltray.storage import StorageError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,11 +68,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     storage = None
     try:
-        from ltray.experiment.storage import open_storage
-        from ltray.sweep.dry_run import format_plan
-        from ltray.sweep.load import load_sweep
-        from ltray.sweep.location import check_data_root, experiment_location
-        from ltray.sweep.plan import build_plan
+        from ltray.storage import open_storage
+        from ltray.orchestration.dry_run import format_plan
+        from ltray.orchestration.load import load_sweep
+        from ltray.orchestration.location import check_data_root, experiment_location
+        from ltray.orchestration.plan import build_plan
 
         sweep = load_sweep(args.sweep, {"name": args.name})
         location = experiment_location(sweep.name, sweep.storage, args.storage)
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         from ltray.sweep.trackers import check_trackers
 
         check_trackers(sweep.loggers, args.sweep)
-        from ltray.sweep.opening import open_experiment
+        from ltray.orchestration.opening import open_experiment
         from ltray.sweep.progress import Reporter
         from ltray.sweep.run import run_sweep
 
@@ -142,10 +142,10 @@ def finish(storage, result) -> int:
     """Print the summary and the report path; the exit status says what is left to do."""
     from ltray.experiment.records import TrialRecord, scan_trials
     from ltray.experiment import layout
-    from ltray.sweep.summary import write_summary
+    from ltray.orchestration.summary import write_summary
 
     print(write_summary(storage))
-    print(f"\nexperiment folder: {storage.uri}  (report: python -m analysis {storage.uri})")
+    print(f"\nexperiment folder: {storage.uri}  (report: ltray analysis {storage.uri})")
     failed = sorted(t for t, names in scan_trials(storage).items()
                     if layout.TRIAL_ERROR in names and layout.TRIAL_DONE not in names)
     status = 0

@@ -6,11 +6,11 @@ from __future__ import annotations
 import ray
 
 from ltray.experiment.ids import digest
-from ltray.experiment.storage import open_storage
+from ltray.storage import open_storage
 from ltray.sweep import metrics
-from ltray.sweep.aggregator import ConsensusAggregator
-from ltray.sweep.plan import build_plan
-from ltray.sweep.spec import SweepConfig
+from ltray.orchestration.aggregator import ConsensusAggregator
+from ltray.orchestration.plan import build_plan
+from ltray.orchestration.spec import SweepConfig
 
 NAMESPACE = "ltray"
 HEAD_RESOURCE = "ltray_head"  # custom resource of the head node in cluster.yaml

@@ -11,7 +11,7 @@ from ray import tune
 
 from ltray.experiment.records import TrialRecord
 from ltray.experiment.schemas import ROUNDS
-from ltray.experiment.storage import Storage
+from ltray.storage import Storage
 from ltray.experiment.tables import RoundsTable
 from ltray.sweep.actor import get_actor
 

@@ -11,10 +11,12 @@ import time
 from collections import Counter
 
 from ltray.sweep import metrics
-from ltray.sweep.console import Console
-from ltray.sweep.progress_counts import ProgressCounts, fmt_duration
+from ltray.orchestration.console import Console
+from ltray.formatting import fmt_duration
+from ltray.sweep.ray_compat import dashboard_url
+from ltray.orchestration.progress_counts import ProgressCounts
 
-__all__ = ["Reporter", "fmt_duration"]
+__all__ = ["Reporter"]
 POLL_S = 2.0  # the actor's status and the gauges, at most this often
 
 
@@ -53,7 +55,7 @@ class Reporter:
             self.counts.count(row, new=False)
         self.counts.started = self._last_line = self.clock()
         sweep, plan, c = self.plan.sweep, self.plan, self.counts
-        dashboard = _dashboard_url()
+        dashboard = dashboard_url()
         self._print(f"ltray sweep {sweep.name!r}: experiment folder {self.storage.uri} (storage from "
                     f"{self.location.source})")
         self._print(f"  Ray {ray.get_runtime_context().gcs_address}"
@@ -169,13 +171,3 @@ class Reporter:
 
     def _print(self, text: str) -> None:
         self.console.print(text)
-
-
-def _dashboard_url() -> str | None:
-    try:
-        import ray
-
-        url = ray._private.worker.global_worker.node.address_info.get("webui_url")  # private, best effort
-    except Exception:  # noqa: BLE001
-        return None
-    return f"http://{url}" if url and not str(url).startswith("http") else url or None

@@ -24,13 +24,14 @@ from ltray.experiment.ids import digest
 from ltray.experiment.folder import record_devices
 from ltray.experiment.lease import FAILED, FINISHED, INTERRUPTED, Lease
 from ltray.experiment.records import all_rows, scan_trials
-from ltray.experiment.storage import ObjectStorage, Storage
+from ltray.storage import ObjectStorage, Storage
 from ltray.experiment.tables import RoundsTable
 from ltray.sweep.actor import NAMESPACE, start_actor
 from ltray.sweep.callback import ResultsCallback
-from ltray.sweep.plan import Plan
+from ltray.orchestration.plan import Plan
+from ltray.sweep.ray_compat import cluster_on_this_machine, local_ray_env, restore_cluster_mode, tune_settings
 from ltray.sweep.searcher import SweepSearcher
-from ltray.sweep.summary import write_summary
+from ltray.orchestration.summary import write_summary
 from ltray.sweep.trackers import tracker_callbacks
 from ltray.sweep.trainable import run_trial
 
@@ -57,10 +58,10 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
         reporter.lease = lease
     main_thread = threading.main_thread().ident
     lease.start_heartbeat(on_lost=lambda: signal.pthread_kill(main_thread, signal.SIGINT))
-    state, actor, started_ray = FAILED, None, None
+    state, actor, session = FAILED, None, None
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        started_ray = _connect(address, num_cpus, num_gpus, dashboard)
+        session = _connect(address, num_cpus, num_gpus, dashboard)
         signal.signal(signal.SIGTERM, _raise_terminated)  # ray.init installs its own: sys.exit(15)
         lease.info.ray_address = ray.get_runtime_context().gcs_address or ""
         actor = start_actor(storage.uri, plan.sweep)
@@ -88,21 +89,8 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
         if actor is not None:
             _kill(actor)
         lease.release(state)
-        if started_ray is not None:
-            _shutdown(started_ray)
-
-
-def _shutdown(temp_dir: str) -> None:
-    """Stop the Ray this process started; a private local Ray's temp dir goes with it."""
-    import shutil
-
-    ray.shutdown()
-    if temp_dir:
-        for _ in range(5):  # Ray's processes may still be writing their last logs
-            shutil.rmtree(temp_dir, ignore_errors=True)
-            if not os.path.exists(temp_dir):
-                break
-            time.sleep(0.5)
+        if session is not None:
+            session.close()
 
 
 def _raise_terminated(signum, frame):
@@ -112,9 +100,6 @@ def _raise_terminated(signum, frame):
 
 def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str], verbose: int, reporter) -> None:
     sweep = plan.sweep
-    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(sweep.max_concurrent)
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C is ltray's: one line, exit 130
     base = {"exp_uri": storage.uri, "experiment": sweep.name, "download": sweep.download,
             "data_root": str(sweep.data_root.expanduser().resolve())}
     searcher = SweepSearcher(storage.uri, [t.to_tune() for t in plan.trajectories], base, done)
@@ -123,8 +108,6 @@ def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str]
     if reporter is not None:
         reporter.attach(searcher)
         on_event = reporter.event
-        if verbose == 0:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy engine at verbose 0 prints nothing
     tuner = tune.Tuner(
         tune.with_resources(run_trial, _resources),
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
@@ -138,7 +121,9 @@ def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str]
             verbose=verbose,
         ),
     )
-    with _quiet_tune(reporter is not None):
+    settings = tune_settings(sweep.max_concurrent, legacy_output=reporter is not None and verbose == 0,
+                             tracker_loggers_only=True)
+    with settings, _quiet_tune(reporter is not None):
         tuner.fit()
 
 
@@ -213,62 +198,55 @@ def _kill(actor) -> None:
         pass
 
 
-def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> str | None:
-    """Join a cluster, else start a private local Ray; return None when Ray was already up, else
-    the temp dir of the private Ray this process started ("" for a joined cluster).
+@dataclass
+class RaySession:
+    """The Ray a run uses: one already initialised in this process, a cluster it joined, or a
+    private local Ray it started. `close` undoes exactly what connecting did."""
+
+    joined: bool = False
+    temp_dir: str | None = None  # a private local Ray's: stopped and removed by close()
+    settings: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def close(self) -> None:
+        if self.joined or self.temp_dir is not None:
+            ray.shutdown()
+        self.settings.close()
+        if self.temp_dir is not None:
+            restore_cluster_mode()
+            import shutil
+
+            for _ in range(5):  # Ray's processes may still be writing their last logs
+                shutil.rmtree(self.temp_dir, ignore_errors=True)
+                if not os.path.exists(self.temp_dir):
+                    break
+                time.sleep(0.5)
+
+
+def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> RaySession:
+    """Join a cluster, else start a private local Ray (or use the Ray this process already has).
 
     The cluster is ADDR, else $RAY_ADDRESS (set by `ray job submit`), else one started with
     `ray start` on this machine. ADDR 'local' always starts a private local Ray: its own temp dir,
     services on 127.0.0.1 only, and no dashboard unless asked.
     """
     if ray.is_initialized():
-        return None
-    address = address or os.environ.get("RAY_ADDRESS") or _cluster_on_this_machine()
+        return RaySession()
+    address = address or os.environ.get("RAY_ADDRESS") or cluster_on_this_machine()
     if address and address != "local":
         from ltray.sweep.connect import join_cluster
 
         join_cluster(address, NAMESPACE)
-        return ""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    _loopback_only()
+        return RaySession(joined=True)
+    session = RaySession()
+    session.settings.enter_context(local_ray_env())
     temp_dir = tempfile.mkdtemp(prefix="ltray-ray-", dir=os.environ.get("LTRAY_RAY_TMPDIR", "/tmp"))
     try:
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
                  dashboard_host="127.0.0.1", namespace=NAMESPACE, _temp_dir=temp_dir,
                  configure_logging=True, logging_level="WARNING", log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - Ray raises many types for a failed start
+        session.settings.close()
         raise ExperimentError(f"could not start a local Ray in {temp_dir}: {e}; the experiment folder "
                               "exists now, so retry with --resume") from None
-    return temp_dir
-
-
-def _cluster_on_this_machine() -> str | None:
-    """The address of a live cluster that `ray start` launched on this machine, if any."""
-    try:
-        from ray._private.utils import read_ray_address  # private: the file `ray start` writes
-    except ImportError:
-        return None
-    address = read_ray_address()
-    if not address:
-        return None
-    host, _, port = address.rpartition(":")
-    import socket
-
-    try:
-        with socket.create_connection((host, int(port)), timeout=1):
-            return address
-    except (OSError, ValueError):
-        return None  # a stale file left by a cluster that is gone
-
-
-def _loopback_only() -> None:
-    """Make a local Ray use 127.0.0.1 for every service instead of the machine's network address.
-
-    Ray resolves 'localhost' to the reachable address unless clustering is off; this is the
-    switch Ray itself uses on single-machine platforms (read at call time, and by child processes
-    through the environment).
-    """
-    from ray._private import ray_constants
-
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
+    session.temp_dir = temp_dir
+    return session

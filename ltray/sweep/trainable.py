@@ -11,10 +11,10 @@ import ray
 from ray import tune
 
 from ltray.experiment.records import TrialRecord
-from ltray.experiment.storage import open_storage
+from ltray.storage import open_storage
 from ltray.sweep import metrics
-from ltray.sweep.plan import TrialSpec
-from ltray.sweep.trial_work import run_trial_work
+from ltray.orchestration.plan import TrialSpec
+from ltray.orchestration.trial_work import run_trial_work
 from ltray.training.device import claim_device
 
 

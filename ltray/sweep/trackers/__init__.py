@@ -42,7 +42,8 @@ def trial_tags(config: dict) -> dict[str, str]:
 
 def tracker_callbacks(names, storage, experiment: str, run_name: str, source: str = "sweep") -> list:
     """Tune callbacks for `names`. `loggers:` is the one switch: Tune's automatic TensorBoard
-    logger is off unless 'tensorboard' is named (its CSV and JSON loggers stay on).
+    logger is off unless 'tensorboard' is named (its CSV and JSON loggers stay on; the driver
+    turns the automatic ones off, `ray_compat.tune_settings`).
 
     Trackers write local files: inside the experiment folder when it is local, else (a bucket)
     under ~/.ltray/trackers/<experiment> on the driver's machine (or set MLFLOW_TRACKING_URI)."""
@@ -52,7 +53,6 @@ def tracker_callbacks(names, storage, experiment: str, run_name: str, source: st
 
     names = list(dict.fromkeys(names))
     check_trackers(names, source)
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     callbacks = [CSVLoggerCallback(), JsonLoggerCallback()]
     sinks = []
     local = storage.local_path()

@@ -9,7 +9,7 @@ from ray import tune
 
 from ltray.errors import ExperimentError
 from ltray.experiment.schemas import CONSENSUS
-from ltray.experiment.storage import Storage
+from ltray.storage import Storage
 from ltray.experiment.tables import read_table
 
 RUN_NAME = "consensus"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ltray.errors import ConfigError
-from ltray.experiment.storage import is_uri, join, resolve_location
+from ltray.storage import is_uri, join, resolve_location
 
 STORAGE_ENV = "LTRAY_STORAGE"
 JOB_COPY_MARKER = "/runtime_resources/"  # `ray job submit --working-dir` unpacks the job here

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from ltray.config import DataConfig, TaskSpec
 from ltray.errors import ConfigError, clip, short_repr, unknown_key_message
-from ltray.sweep.pydantic_errors import format_validation_error
-from ltray.sweep.spec import SweepConfig
+from ltray.orchestration.pydantic_errors import format_validation_error
+from ltray.orchestration.spec import SweepConfig
 from ltray.yamlio import load_yaml_file
 
 

@@ -9,12 +9,12 @@ from typing import Callable
 import numpy as np
 
 from ltray.consensus import equivalent_rounds, random_ticket_like
-from ltray.experiment.storage import Storage
+from ltray.storage import Storage
 from ltray.masks.format import mask_to_bytes
 from ltray.masks.packed import PackedMask
 from ltray.masks.votes import VoteCounts
 from ltray.seeding import derive_seed
-from ltray.sweep.plan import GroupInstance
+from ltray.orchestration.plan import GroupInstance
 
 
 def write_group_consensus(storage: Storage, g: GroupInstance, counts: VoteCounts,

@@ -8,8 +8,8 @@ import yaml
 
 from ltray.experiment import layout
 from ltray.experiment.folder import check_resumable, create_experiment, folder_format, record_resume
-from ltray.experiment.storage import Storage
-from ltray.sweep.plan import Plan
+from ltray.storage import Storage
+from ltray.orchestration.plan import Plan
 
 
 def sweep_yaml(plan: Plan) -> str:
@@ -24,13 +24,13 @@ def open_experiment(plan: Plan, storage: Storage, resume: bool) -> list[str]:
         return []
     notes = []
     if storage.exists("") and _is_older_format(storage):
-        from ltray.sweep.migrate import migrate
+        from ltray.orchestration.migrate import migrate
 
         notes += migrate(storage, plan)
     check_resumable(storage, plan.to_file())
     notes += record_resume(storage, plan.to_file(), sweep_yaml(plan), changed_settings(storage, plan))
     from ltray.experiment.verify import verify_experiment
-    from ltray.sweep.repair import repair
+    from ltray.orchestration.repair import repair
 
     notes += repair(storage, plan, verify_experiment(storage))
     return notes
@@ -39,8 +39,8 @@ def open_experiment(plan: Plan, storage: Storage, resume: bool) -> list[str]:
 def changed_settings(storage: Storage, plan: Plan) -> list[str]:
     """Top-level settings of the stored sweep.yaml that differ from this run's (defaults filled in
     on both sides; where the folder lives is not a setting)."""
-    from ltray.experiment.storage import StorageError
-    from ltray.sweep.spec import SweepConfig
+    from ltray.storage import StorageError
+    from ltray.orchestration.spec import SweepConfig
 
     new = plan.sweep.model_dump(mode="json")
     try:

@@ -12,7 +12,7 @@ import torch
 from ltray.config import TicketConfig, TrajectoryConfig
 from ltray.errors import ExperimentError
 from ltray.experiment.records import TrialRecord, make_row, read_mask
-from ltray.sweep.plan import TrialSpec
+from ltray.orchestration.plan import TrialSpec
 from ltray.training import TrajectoryState, run_trajectory, train_ticket
 from ltray.training.device import describe_device
 

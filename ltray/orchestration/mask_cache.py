@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ltray.experiment.records import read_mask
-from ltray.experiment.storage import Storage
+from ltray.storage import Storage
 from ltray.masks.packed import PackedMask
 
 CACHE_BYTES = 256 << 20  # a VGG11 mask is 16 MB packed

@@ -16,7 +16,7 @@ from ltray.consensus import closest_round
 from ltray.experiment import layout
 from ltray.experiment.ids import GroupId, bespoke_trial_id, ticket_trial_id
 from ltray.experiment.plan_file import PlanFile, PlannedGroup, PlannedTrajectory
-from ltray.sweep.spec import ConsensusGroup, Resources, SweepConfig
+from ltray.orchestration.spec import ConsensusGroup, Resources, SweepConfig
 
 KINDS = ("bespoke", "pret_a_porter", "random", "transfer")
 

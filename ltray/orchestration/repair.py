@@ -11,9 +11,9 @@ from __future__ import annotations
 from ltray.errors import ExperimentError
 from ltray.experiment import layout
 from ltray.experiment.records import TrialRecord, read_mask
-from ltray.experiment.storage import Storage
+from ltray.storage import Storage
 from ltray.experiment.verify import FORGET, REBUILT, RETRAIN, Damage
-from ltray.sweep.plan import Plan
+from ltray.orchestration.plan import Plan
 
 
 def repair(storage: Storage, plan: Plan, damage: list[Damage]) -> list[str]:

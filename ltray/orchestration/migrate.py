@@ -20,8 +20,8 @@ from ltray.experiment.folder import folder_format, read_json, write_json
 from ltray.experiment.ids import SEPARATOR
 from ltray.experiment.journal import Journal
 from ltray.experiment.plan_file import read_plan_file, write_plan_file
-from ltray.experiment.storage import LocalStorage, Storage
-from ltray.sweep.plan import Plan, group_followups
+from ltray.storage import LocalStorage, Storage
+from ltray.orchestration.plan import Plan, group_followups
 
 FROM_VERSION = 1
 

@@ -22,14 +22,14 @@ from ltray.errors import MaskFileError
 from ltray.experiment import layout
 from ltray.experiment.journal import Journal
 from ltray.experiment.schemas import CONSENSUS, SIMILARITY
-from ltray.experiment.storage import Storage
+from ltray.storage import Storage
 from ltray.experiment.tables import write_table
 from ltray.masks.packed import PackedMask
 from ltray.masks.votes import VoteCounts
-from ltray.sweep.consensus_files import write_group_consensus
-from ltray.sweep.mask_cache import MaskCache
-from ltray.sweep.plan import GroupInstance, Plan, group_followups
-from ltray.sweep.similarity import SimilarityIndex, journal_entries, replayed_pairs
+from ltray.orchestration.consensus_files import write_group_consensus
+from ltray.orchestration.mask_cache import MaskCache
+from ltray.orchestration.plan import GroupInstance, Plan, group_followups
+from ltray.orchestration.similarity import SimilarityIndex, journal_entries, replayed_pairs
 
 FLUSH_DUTY = 20  # maybe_flush waits 20x a write's duration: periodic writes take <= 5% of the actor
 

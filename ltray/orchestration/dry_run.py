@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ltray.sweep.plan import Plan, estimate_device_hours
+from ltray.orchestration.plan import Plan, estimate_device_hours
 
 
 def format_plan(plan: Plan, location: str) -> str:
@@ -30,6 +30,6 @@ def format_plan(plan: Plan, location: str) -> str:
                      f"{len(g.targets)} targets ({len(set(g.targets) - set(g.sources))} held out) "
                      f"-> {g.max_followups()} follow-ups each")
     lines.append(f"estimated device time: {estimate_device_hours(plan):,.2f} GPU-hours "
-                 "(rough: reference throughputs in ltray/sweep/plan.py)")
+                 "(rough: reference throughputs in ltray/orchestration/plan.py)")
     lines.append(f"concurrency: {sweep.max_concurrent} trials running or pending; retries per trial: {sweep.max_failures}")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import pandas as pd
 from ltray.experiment import layout
 from ltray.experiment.ids import GroupId
 from ltray.experiment.schemas import ROUNDS
-from ltray.experiment.storage import Storage
+from ltray.storage import Storage
 from ltray.experiment.tables import read_table
 from ltray.experiment.tickets import FOLLOWUP_KINDS, TICKET_KINDS, ticket_kind
 
