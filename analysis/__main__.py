@@ -9,6 +9,7 @@ import re
 import sys
 
 from ltray.errors import LtrayError, short_repr
+from ltray.experiment import layout
 
 DPI_RANGE = (10, 600)  # 600 dpi: a 6-panel figure is ~140 MB of pixels; far beyond, every figure fails
 TECHNIQUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a registry key, as in sweep files
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     n_notes = len(report.notes) + sum(b.startswith("> Note") for s in report.sections
                                       for b in s.blocks)
-    print(f"report written to {report.location.rstrip('/')}/report.md ({len(report.figures)} figures, "
+    print(f"report written to {report.location.rstrip('/')}/{layout.REPORT_MARKDOWN} ({len(report.figures)} figures, "
           f"{len(report.tables)} tables, {n_notes} notes)")
     return 0
 

@@ -50,27 +50,25 @@ def section_accuracy(ctx, sec):
         sec.note("One seed only: no spread over seeds (standard deviation) can be shown.")
     colours = plotting.colour_map(acc["technique"])
     for arch, a in acc.groupby("arch", sort=True):
-        tasks = sorted(a["dataset"].unique())
-        pages = plotting.chunks(tasks)
-        for page, chunk in enumerate(pages, 1):
-            fig, axes = plotting.panel_grid(len(chunk))
-            for ax, task in zip(axes, chunk):
-                for tech, t in a[a["dataset"] == task].groupby("technique", sort=True):
-                    t = t.sort_values("round")
-                    x = plotting.pct(1 - t["sparsity_mean"].to_numpy(float))
-                    y = plotting.pct(t["test_acc_mean"].to_numpy(float))
-                    sd = plotting.pct(t["test_acc_std"].fillna(0).to_numpy(float))
-                    ax.plot(x, y, marker="o", ms=3, color=colours[tech], label=tech)
-                    if not one_seed:
-                        ax.fill_between(x, y - sd, y + sd, color=colours[tech], alpha=0.2, lw=0)
-                remaining_axis(ax, plotting.pct(1 - a["sparsity_mean"].to_numpy(float)))
-                ax.set_ylabel("test accuracy (%)")
-                ax.set_title(f"{task} · {arch}")
-                ax.grid(alpha=0.3)
-            plotting.legend_below(fig, axes, ncol=4)
-            suffix = f" (page {page}/{len(pages)})" if len(pages) > 1 else ""
-            plotting.suptitle(fig, f"Bespoke tickets: test accuracy vs sparsity, {arch}{suffix}")
-            sec.figure(fig, f"accuracy_{arch}_p{page}",
-                       f"Test accuracy vs sparsity per pruning technique, {arch}{suffix}: "
-                       + ("one seed, no spread." if one_seed else
-                          "mean over seeds, band = ±1 std over seeds."))
+
+        def draw(ax, task, a=a, arch=arch):
+            for tech, t in a[a["task"] == task].groupby("technique", sort=True):
+                t = t.sort_values("round")
+                x = plotting.pct(1 - t["sparsity_mean"].to_numpy(float))
+                y = plotting.pct(t["test_acc_mean"].to_numpy(float))
+                sd = plotting.pct(t["test_acc_std"].fillna(0).to_numpy(float))
+                ax.plot(x, y, marker="o", ms=3, color=colours[tech], label=tech)
+                if not one_seed:
+                    ax.fill_between(x, y - sd, y + sd, color=colours[tech], alpha=0.2, lw=0)
+            remaining_axis(ax, plotting.pct(1 - a["sparsity_mean"].to_numpy(float)))
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(f"{task} · {arch}")
+            ax.grid(alpha=0.3)
+
+        plotting.paged_panels(
+            sec, sorted(a["task"].unique()), draw, name=f"accuracy_{arch}",
+            title=f"Bespoke tickets: test accuracy vs sparsity, {arch}",
+            finish=lambda fig, axes: plotting.legend_below(fig, axes, ncol=4),
+            caption=lambda suffix, arch=arch: (f"Test accuracy vs sparsity per pruning technique, {arch}{suffix}: "
+                                               + ("one seed, no spread." if one_seed else
+                                                  "mean over seeds, band = ±1 std over seeds.")))

@@ -31,32 +31,31 @@ def section_votes(ctx, sec):
         cmap = plotting.plt.get_cmap("plasma")
         colour = {r: cmap(0.85 * j / max(len(rounds) - 1, 1)) for j, r in enumerate(rounds)}
         width = 0.8 / len(rounds)
-        pages = plotting.chunks(techs)
-        for page, chunk in enumerate(pages, 1):
-            fig, axes = plotting.panel_grid(len(chunk))
-            for ax, tech in zip(axes, chunk):
-                t = a[a["technique"] == tech]
-                for j, rnd in enumerate(rounds):
-                    r = t[t["round"] == rnd].sort_values("votes")
-                    ax.bar(r["votes"] - 0.4 + width * (j + 0.5), plotting.pct(r["fraction"]), width,
-                           color=colour[rnd], label=f"round {rnd}")
-                plotting.log_axis(ax, "y", plotting.pct(t["fraction"]))
-                positive = plotting.pct(t["fraction"][t["fraction"] > 0])
-                if len(positive):  # log bars grow from the bottom edge: keep the shortest visible
-                    ax.set_ylim(positive.min() / 2.5, min(positive.max() * 1.6, 160))
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                n = int(t["n_tasks"].max())
-                ax.set_xlabel(f"tasks whose mask keeps the weight (of {n})")
-                ax.set_ylabel("share of weights (%, log scale)")
-                ax.set_title(tech, fontsize="medium")
-                ax.grid(axis="y", alpha=0.3)
-            plotting.legend_below(fig, axes, ncol=len(rounds))
-            suffix = f" (page {page}/{len(pages)})" if len(pages) > 1 else ""
-            plotting.suptitle(fig, f"Vote histograms across tasks, {arch}, seed {seed}{suffix}")
-            sec.figure(fig, f"votes_{arch}_p{page}",
-                       f"How many of the tasks' bespoke masks keep each weight, {arch}, seed {seed}"
-                       f"{suffix}; the right-most bar is what an all-task consensus keeps; no bar: "
-                       "no weight has that many votes.")
+
+        def draw(ax, tech, a=a, rounds=rounds, colour=colour, width=width):
+            t = a[a["technique"] == tech]
+            for j, rnd in enumerate(rounds):
+                r = t[t["round"] == rnd].sort_values("votes")
+                ax.bar(r["votes"] - 0.4 + width * (j + 0.5), plotting.pct(r["fraction"]), width,
+                       color=colour[rnd], label=f"round {rnd}")
+            plotting.log_axis(ax, "y", plotting.pct(t["fraction"]))
+            positive = plotting.pct(t["fraction"][t["fraction"] > 0])
+            if len(positive):  # log bars grow from the bottom edge: keep the shortest visible
+                ax.set_ylim(positive.min() / 2.5, min(positive.max() * 1.6, 160))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            n = int(t["n_tasks"].max())
+            ax.set_xlabel(f"tasks whose mask keeps the weight (of {n})")
+            ax.set_ylabel("share of weights (%, log scale)")
+            ax.set_title(tech, fontsize="medium")
+            ax.grid(axis="y", alpha=0.3)
+
+        plotting.paged_panels(
+            sec, techs, draw, name=f"votes_{arch}", title=f"Vote histograms across tasks, {arch}, seed {seed}",
+            finish=lambda fig, axes, n=len(rounds): plotting.legend_below(fig, axes, ncol=n),
+            caption=lambda suffix, arch=arch, seed=seed: (
+                f"How many of the tasks' bespoke masks keep each weight, {arch}, seed {seed}"
+                f"{suffix}; the right-most bar is what an all-task consensus keeps; no bar: "
+                "no weight has that many votes."))
 
 
 def section_consensus(ctx, sec):

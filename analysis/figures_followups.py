@@ -52,7 +52,7 @@ def section_followups(ctx, sec):
 
 
 def _figure(sec, arch, recipe, thr, f, pts, n_sources, one_seed):
-    held = {t: bool(f[f["dataset"] == t]["held_out"].any()) for t in f["dataset"].unique()}
+    held = {t: bool(f[f["task"] == t]["held_out"].any()) for t in f["task"].unique()}
     targets = sorted(held, key=lambda t: (held[t], t))  # sources first, held-out last
     cats = [c for c in tickets.CATEGORIES if c in set(f["category"])]
     colours = {c: plotting.plt.get_cmap("tab10")(i) for i, c in enumerate(tickets.CATEGORIES)}
@@ -66,7 +66,7 @@ def _figure(sec, arch, recipe, thr, f, pts, n_sources, one_seed):
         if i:
             ax.axvline(i - 0.5, color="0.8", lw=0.8, zorder=0)
     for j, cat in enumerate(cats):
-        c = f[f["category"] == cat].set_index("dataset")
+        c = f[f["category"] == cat].set_index("task")
         xs = np.arange(len(targets)) - 0.4 + step * (j + 0.5)
         means = np.array([plotting.pct(c["test_acc_mean"].get(t, np.nan)) for t in targets])
         errs = np.array([plotting.pct(c["test_acc_std"].get(t, np.nan)) for t in targets])
@@ -76,7 +76,7 @@ def _figure(sec, arch, recipe, thr, f, pts, n_sources, one_seed):
                     mew=1.5, lw=1.2, ls="none", label=cat, zorder=3)
         p = pts[pts["category"] == cat]
         for x, t in zip(xs, targets):
-            vals = plotting.pct(p[p["dataset"] == t]["test_acc"].to_numpy(float))
+            vals = plotting.pct(p[p["task"] == t]["test_acc"].to_numpy(float))
             if vals.size > 1:  # a single ticket is the marker itself
                 ax.plot(np.full(vals.size, x), vals, ".", color="0.2", ms=4, zorder=4)
     many = len(targets) > 8  # rotate only when labels would collide

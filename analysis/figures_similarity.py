@@ -98,21 +98,20 @@ def _pairs_per_technique(pairs, sec):
     colours = plotting.colour_map(both["technique"])
     for arch, a in both.groupby("arch", sort=True):
         techs = sorted(a["technique"].unique())
-        pages = plotting.chunks(techs)
-        for page, chunk in enumerate(pages, 1):
-            fig, axes = plotting.panel_grid(len(chunk))
-            for ax, tech in zip(axes, chunk):
-                for other, o in a[a["technique"] == tech].groupby("other", sort=True):
-                    _band(ax, o, colours[other], other)
-                _round_axis(ax)
-                ax.set_title(f"distance from {tech}", fontsize="medium")
-            plotting.legend_below(fig, axes, ncol=4, order=techs)
-            suffix = f" (page {page}/{len(pages)})" if len(pages) > 1 else ""
-            plotting.suptitle(fig, f"Whole-network distance between techniques, {arch}{suffix}")
-            sec.figure(fig, f"distance_pairs_{arch}_p{page}",
-                       f"Whole-network Jaccard distance from each technique's masks to every other "
-                       f"technique's on the same task, {arch}{suffix}: mean over tasks and seeds, "
-                       "band = ±1 std; line colour = the other technique.")
+        def draw(ax, tech, a=a):
+            for other, o in a[a["technique"] == tech].groupby("other", sort=True):
+                _band(ax, o, colours[other], other)
+            _round_axis(ax)
+            ax.set_title(f"distance from {tech}", fontsize="medium")
+
+        plotting.paged_panels(
+            sec, techs, draw, name=f"distance_pairs_{arch}",
+            title=f"Whole-network distance between techniques, {arch}",
+            finish=lambda fig, axes, techs=techs: plotting.legend_below(fig, axes, ncol=4, order=techs),
+            caption=lambda suffix, arch=arch: (
+                f"Whole-network Jaccard distance from each technique's masks to every other "
+                f"technique's on the same task, {arch}{suffix}: mean over tasks and seeds, "
+                "band = ±1 std; line colour = the other technique."))
 
 
 def _reference_figures(layers, ref, sec, layer_order):
@@ -123,30 +122,31 @@ def _reference_figures(layers, ref, sec, layer_order):
         # 0.85: viridis' last yellows are too faint on white
         colour = {l: cmap(0.85 * i / max(len(order) - 1, 1)) for l, i in depth.items()}
         techs = sorted(a["technique"].unique())
-        pages = plotting.chunks(techs)
-        for page, chunk in enumerate(pages, 1):
-            fig, axes = plotting.panel_grid(len(chunk))
-            for ax, tech in zip(axes, chunk):
-                t = a[a["technique"] == tech]
-                for layer in order:
-                    l = t[t["layer"] == layer].sort_values("round")
-                    ax.plot(l["round"], l["distance_mean"], lw=1.2, color=colour[layer],
-                            label=layer if len(order) <= MAX_LAYER_LEGEND else None)
-                whole = t[t["layer"] == ALL_LAYERS].sort_values("round")
-                if not whole.empty:
-                    ax.plot(whole["round"], whole["distance_mean"], "k--", lw=2, label="whole network")
-                _round_axis(ax)
-                ax.set_title(f"{tech} vs {ref}", fontsize="medium")
+        def draw(ax, tech, a=a, order=order, colour=colour):
+            t = a[a["technique"] == tech]
+            for layer in order:
+                l = t[t["layer"] == layer].sort_values("round")
+                ax.plot(l["round"], l["distance_mean"], lw=1.2, color=colour[layer],
+                        label=layer if len(order) <= MAX_LAYER_LEGEND else None)
+            whole = t[t["layer"] == ALL_LAYERS].sort_values("round")
+            if not whole.empty:
+                ax.plot(whole["round"], whole["distance_mean"], "k--", lw=2, label="whole network")
+            _round_axis(ax)
+            ax.set_title(f"{tech} vs {ref}", fontsize="medium")
+
+        def finish(fig, axes, order=order, cmap=cmap):
             if len(order) > MAX_LAYER_LEGEND:
                 sm = plotting.plt.cm.ScalarMappable(cmap=cmap, norm=plotting.plt.Normalize(0, (len(order) - 1) / 0.85))
                 fig.colorbar(sm, ax=axes, label="layer depth (0 = input side)", shrink=0.8)
             plotting.legend_below(fig, axes, ncol=4)
-            suffix = f" (page {page}/{len(pages)})" if len(pages) > 1 else ""
-            plotting.suptitle(fig, f"Per-layer distance to {ref}, {arch}{suffix}")
-            sec.figure(fig, f"distance_to_reference_{arch}_p{page}",
-                       f"Per-layer Jaccard distance between each technique's masks and {ref}'s "
-                       f"on the same task, {arch}{suffix}: mean over tasks and seeds; dashed: "
-                       "whole network.")
+
+        plotting.paged_panels(
+            sec, techs, draw, name=f"distance_to_reference_{arch}", title=f"Per-layer distance to {ref}, {arch}",
+            finish=finish,
+            caption=lambda suffix, arch=arch: (
+                f"Per-layer Jaccard distance between each technique's masks and {ref}'s "
+                f"on the same task, {arch}{suffix}: mean over tasks and seeds; dashed: "
+                "whole network."))
 
 
 def section_tasks(ctx, sec):

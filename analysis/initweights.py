@@ -105,8 +105,8 @@ def initial_weight_distributions(exp: Experiment, init: InitFn | None = None):
         b = exp.bespoke
         b = b[(b["arch"] == arch) & (b["seed"] == seed) & (b["technique"] == row["technique"])]
         bespoke_parts, used = [], []
-        for task in sorted(sources or b["dataset"].unique()):
-            traj = b[b["dataset"] == task]
+        for task in sorted(sources or b["task"].unique()):
+            traj = b[b["task"] == task]
             if traj.empty:
                 continue
             rnd = closest_round(dict(zip(traj["round"].astype(int), traj["sparsity"])), target)

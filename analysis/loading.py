@@ -18,7 +18,8 @@ from ltray.errors import ExperimentError, LtrayError
 from ltray.experiment import layout
 from ltray.experiment.folder import check_readable
 from ltray.experiment.ids import GroupId
-from ltray.experiment.plan_file import read_plan_file
+from ltray.experiment.labels import FOLLOWUP_KINDS, TrialKind
+from ltray.experiment.plan_file import PlanFile, read_plan_file
 from ltray.experiment.schemas import ALL_LAYERS, CONSENSUS, ROUNDS, SIMILARITY, TableSchema
 from ltray.storage import Storage, StorageError, open_storage
 from ltray.experiment.tables import read_table
@@ -59,7 +60,7 @@ class Experiment:
     rounds: pd.DataFrame
     consensus: pd.DataFrame
     similarity: pd.DataFrame | None  # None when the folder has no similarity table
-    plan: dict | None
+    plan: PlanFile | None
     sweep_text: str | None
     notes: list[str] = field(default_factory=list)
 
@@ -69,11 +70,11 @@ class Experiment:
 
     @property
     def bespoke(self) -> pd.DataFrame:
-        return self.rounds[self.rounds["kind"] == "bespoke"]
+        return self.rounds[self.rounds["kind"] == TrialKind.BESPOKE.value]
 
     @property
     def followups(self) -> pd.DataFrame:
-        return self.rounds[self.rounds["kind"].isin(["pret_a_porter", "transfer", "random"])]
+        return self.rounds[self.rounds["kind"].isin([k.value for k in FOLLOWUP_KINDS])]
 
     def mask_file(self, row) -> str:
         """A rounds row's mask (relative path): its mask_path, else the layout's location."""
@@ -85,7 +86,8 @@ class Experiment:
         try:
             return _load_mask(self.storage, rel)
         except LtrayError as exc:
-            note = (f"mask file {self.storage.describe(rel)} is missing; skipped." if "not found" in str(exc)
+            missing = not self.storage.exists(rel)
+            note = (f"mask file {self.storage.describe(rel)} is missing; skipped." if missing
                     else f"mask file {self.storage.describe(rel)} could not be read ({exc}); skipped.")
             if note not in self.notes:
                 self.notes.append(note)
@@ -123,7 +125,7 @@ def load_experiment(location) -> Experiment:
     plan = None
     if storage.exists(layout.PLAN):
         try:
-            plan = read_plan_file(storage).model_dump()
+            plan = read_plan_file(storage)
         except ExperimentError as exc:  # the message names the file first: keep what follows
             detail = str(exc).split(f"{layout.PLAN}: ", 1)[-1]
             notes.append(f"{layout.PLAN} is not an ltray plan ({detail[:100]}); ignored.")

@@ -20,7 +20,7 @@ def _bespoke_masks(exp: Experiment, keys: list[str]):
         return
     for key, rows in df.groupby(keys, sort=True):
         loaded = []
-        for _, row in rows.sort_values(["dataset", "technique", "trial_id"]).iterrows():
+        for _, row in rows.sort_values(["task", "technique", "trial_id"]).iterrows():
             mask = exp.mask(exp.mask_file(row))
             if mask is not None:
                 loaded.append((row, mask))
@@ -35,13 +35,13 @@ def compute_similarity(exp: Experiment) -> pd.DataFrame:
     out = []
     for (arch, seed, rnd), loaded in _bespoke_masks(exp, ["arch", "seed", "round"]):
         for (ra, ma), (rb, mb) in combinations(loaded, 2):
-            same_task = ra["dataset"] == rb["dataset"]
+            same_task = ra["task"] == rb["task"]
             same_tech = ra["technique"] == rb["technique"]
             if same_task == same_tech:  # both equal: a duplicate; neither: not compared
                 continue
             base = {"arch": arch, "seed": seed, "round": rnd,
-                    "task_a": ra["dataset"], "technique_a": ra["technique"], "trial_a": ra["trial_id"],
-                    "task_b": rb["dataset"], "technique_b": rb["technique"], "trial_b": rb["trial_id"]}
+                    "task_a": ra["task"], "technique_a": ra["technique"], "trial_a": ra["trial_id"],
+                    "task_b": rb["task"], "technique_b": rb["technique"], "trial_b": rb["trial_id"]}
             for layer, d in layer_jaccard(ma, mb).items():
                 out.append({**base, "layer": layer, "jaccard_distance": d})
             out.append({**base, "layer": ALL_LAYERS, "jaccard_distance": jaccard_distance(ma, mb)})
@@ -59,7 +59,7 @@ def task_overlap(exp: Experiment) -> tuple[pd.DataFrame, pd.DataFrame]:
     for (arch, seed, tech, rnd), loaded in _bespoke_masks(exp, ["arch", "seed", "technique", "round"]):
         by_task = {}
         for row, mask in loaded:
-            by_task.setdefault(row["dataset"], mask)  # one mask per task
+            by_task.setdefault(row["task"], mask)  # one mask per task
         if len(by_task) < 2:
             continue
         first = next(iter(by_task.values()))

@@ -22,6 +22,23 @@ def chunks(items: list, size: int = MAX_PANELS) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
 
 
+def paged_panels(sec, keys: list, draw, *, name: str, title: str, caption, finish=None,
+                 per_page: int = MAX_PANELS) -> None:
+    """One figure per page of at most `per_page` panels, one panel per key. `draw(ax, key)` fills a
+    panel, `finish(fig, axes)` adds legends; the page goes into `title` and the caption
+    (`caption(suffix)`), and the figure is saved as `<name>_p<page>`."""
+    pages = chunks(keys, per_page)
+    for page, chunk in enumerate(pages, 1):
+        fig, axes = panel_grid(len(chunk))
+        for ax, key in zip(axes, chunk):
+            draw(ax, key)
+        if finish is not None:
+            finish(fig, axes)
+        suffix = f" (page {page}/{len(pages)})" if len(pages) > 1 else ""
+        suptitle(fig, title + suffix)
+        sec.figure(fig, f"{name}_p{page}", caption(suffix))
+
+
 def panel_grid(n: int, ncols: int | None = None, width: float = PANEL_W, height: float = PANEL_H,
                sharey: bool = False):
     """A constrained-layout figure with `n` axes (extra grid cells hidden)."""

@@ -47,14 +47,14 @@ class Section:
         self.blocks.append(f"> Note: {text}")
 
     def figure(self, fig, name: str, caption: str) -> Path:
-        path = plotting.save(fig, self.report.out / "figures" / f"{_safe(name)}.png", self.report.dpi)
+        path = plotting.save(fig, self.report.out / layout.report_figure(_safe(name)), self.report.dpi)
         self.report.figures.append(path)
         rel = path.relative_to(self.report.out).as_posix()
         self.blocks.append(f"![{caption}]({rel})\n\n*{caption}*")
         return path
 
     def table(self, df: pd.DataFrame, name: str, caption: str, show: bool = False) -> Path:
-        path = self.report.out / "tables" / f"{_safe(name)}.csv"
+        path = self.report.out / layout.report_table(_safe(name))
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, df.to_csv(index=False))
         self.report.tables.append(path)
@@ -203,17 +203,16 @@ def _overview(exp: Experiment) -> list[str]:
     if r.empty:
         lines.append(f"- No rounds recorded yet ({ROUNDS.csv} is absent or empty).")
     else:
-        for label, col in [("tasks", "dataset"), ("architectures", "arch"),
+        for label, col in [("tasks", "task"), ("architectures", "arch"),
                            ("techniques", "technique"), ("seeds", "seed")]:
             vals = sorted(b[col].unique()) if not b.empty else []
             lines.append(f"- {label}: {', '.join(map(str, vals)) or '—'}")
     done = len(b)
-    if exp.plan and exp.plan.get("trajectories"):
-        planned = sum(int(t.get("rounds", 0)) for t in exp.plan["trajectories"])
+    if exp.plan is not None and exp.plan.trajectories:
+        planned = sum(t.rounds for t in exp.plan.trajectories)
         lines.append(f"- bespoke rounds done: {done} of {planned} planned "
-                     f"({len(exp.plan['trajectories'])} trajectories)")
-        groups = exp.plan.get("groups") or []
-        lines.append(f"- consensus masks: {len(exp.consensus)}; consensus groups planned: {len(groups)}")
+                     f"({len(exp.plan.trajectories)} trajectories)")
+        lines.append(f"- consensus masks: {len(exp.consensus)}; consensus groups planned: {len(exp.plan.groups)}")
     else:
         lines.append(f"- bespoke rounds done: {done}; consensus masks: {len(exp.consensus)}")
     lines.append(f"- follow-up trials with results: {exp.followups['test_acc'].notna().sum()}")
@@ -246,7 +245,7 @@ def build_report(experiment: str | Path, out: str | Path | None = None,
                 sec.note(f"this section failed ({type(exc).__name__}: {exc}).")
                 print(f"warning: section {title!r} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         report.notes[:0] = exp.notes
-        atomic_write_text(report.out / "report.md", _markdown(exp, report))
+        atomic_write_text(report.out / layout.REPORT_MARKDOWN, _markdown(exp, report))
         if local is None:
             for path in sorted(p for p in report.out.rglob("*") if p.is_file()):
                 target.write_bytes(path.relative_to(report.out).as_posix(), path.read_bytes())
@@ -255,7 +254,6 @@ def build_report(experiment: str | Path, out: str | Path | None = None,
 
 
 MAX_NOTES = 20  # experiment-wide notes listed in report.md (e.g. one per unreadable mask)
-MANIFEST = ".report-files.json"  # what the last build wrote, so a rebuild can drop leftovers
 
 
 def _drop_stale(report: Report, target) -> None:
@@ -263,13 +261,13 @@ def _drop_stale(report: Report, target) -> None:
     running experiment can have fewer pages); files this package never wrote are left alone."""
     made = sorted(p.relative_to(report.out).as_posix() for p in report.figures + report.tables)
     try:
-        before = json.loads(target.read_text(MANIFEST))
+        before = json.loads(target.read_text(layout.REPORT_MANIFEST))
     except (StorageError, ValueError, RecursionError):
         before = []
     for rel in set(before if isinstance(before, list) else []) - set(made):
-        if isinstance(rel, str) and rel.split("/")[0] in ("figures", "tables") and ".." not in rel:
+        if isinstance(rel, str) and rel.split("/")[0] in (layout.REPORT_FIGURES, layout.REPORT_TABLES) and ".." not in rel:
             target.delete(rel)
-    target.write_text(MANIFEST, json.dumps(made, indent=0))
+    target.write_text(layout.REPORT_MANIFEST, json.dumps(made, indent=0))
 
 
 def _markdown(exp: Experiment, report: Report) -> str:

@@ -22,7 +22,7 @@ def accuracy_vs_sparsity(bespoke: pd.DataFrame) -> pd.DataFrame:
     df = bespoke.dropna(subset=["test_acc", "sparsity"])
     if df.empty:
         return pd.DataFrame()
-    keys = ["arch", "dataset", "technique", "round"]
+    keys = ["arch", "task", "technique", "round"]
     acc = _spread(df, keys, "test_acc", "test_acc").rename(columns={"n": "n_seeds"})
     sp = df.groupby(keys)["sparsity"].mean().rename("sparsity_mean").reset_index()
     return sp.merge(acc, on=keys)
@@ -94,7 +94,7 @@ def consensus_chance(consensus: pd.DataFrame, bespoke: pd.DataFrame | None) -> p
     index = {}
     if bespoke is not None and not bespoke.empty:
         b = bespoke.dropna(subset=["sparsity"])
-        keys = zip(b["dataset"], b["arch"], b["technique"], b["seed"], b["round"].astype(int))
+        keys = zip(b["task"], b["arch"], b["technique"], b["seed"], b["round"].astype(int))
         index = dict(zip(keys, b["sparsity"]))
     out = []
     for row in consensus.itertuples(index=False):

@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ltray.experiment.labels import TrialKind
+from ltray.experiment.plan_file import PlanFile
+
 from .loading import group_recipe
 from .tables import consensus_chance, plain_consensus
 from ltray.experiment import tickets as T
@@ -27,17 +30,16 @@ _NAMES = {T.PRET: PRET, T.LOO: PRET_LOO, T.BESPOKE_OWN: BESPOKE_SAME, T.BESPOKE_
 
 def category_of(row) -> str:
     """The ticket kind a follow-up row is plotted as."""
-    return _NAMES[T.ticket_kind(row["kind"], row["source"], row["dataset"], bool(row["leave_one_out"]))]
+    return _NAMES[T.ticket_kind(row["kind"], row["source"], row["task"], bool(row["leave_one_out"]))]
 
 
-def loo_threshold_map(plan: dict | None) -> dict[tuple[str, int], int]:
+def loo_threshold_map(plan: PlanFile | None) -> dict[tuple[str, int], int]:
     """(group, leave-one-out threshold) -> the plain threshold it was resolved alongside
     (plan.json lists both per group in the same order, e.g. 'all' -> N and N - 1)."""
     out = {}
-    for g in (plan or {}).get("groups") or []:
-        gid = g.get("group_id") or g.get("group")
-        for k, k_loo in zip(g.get("thresholds") or [], g.get("loo_thresholds") or []):
-            out.setdefault((gid, int(k_loo)), int(k))
+    for g in plan.groups if plan is not None else []:
+        for k, k_loo in zip(g.thresholds, g.loo_thresholds):
+            out.setdefault((g.group_id, k_loo), k)
     return out
 
 
@@ -63,27 +65,27 @@ def trajectory_tickets(labelled: pd.DataFrame, bespoke: pd.DataFrame) -> pd.Data
     if labelled.empty or bespoke is None or bespoke.empty:
         return labelled.iloc[0:0]
     b = bespoke.dropna(subset=["test_acc", "sparsity"])
-    keys = ["group", "seed", "threshold", "dataset"]
+    keys = ["group", "seed", "threshold", "task"]
     have_same = set(map(tuple, labelled.loc[labelled["category"] == BESPOKE_SAME, keys].values))
     out = []
     for _, p in labelled[labelled["category"] == PRET].iterrows():
         if tuple(p[keys]) in have_same:
             continue
         traj = b[(b["arch"] == p["arch"]) & (b["seed"] == p["seed"])
-                 & (b["technique"] == p["technique"]) & (b["dataset"] == p["dataset"])]
+                 & (b["technique"] == p["technique"]) & (b["task"] == p["task"])]
         if traj.empty:
             continue
         rnd = closest_round(dict(zip(traj["round"].astype(int), traj["sparsity"])), p["sparsity"])
         t = traj[traj["round"] == rnd].iloc[0]
-        out.append({**p.to_dict(), "trial_id": t["trial_id"], "kind": "bespoke",
-                    "category": BESPOKE_TRAJ, "source": p["dataset"], "source_round": rnd,
+        out.append({**p.to_dict(), "trial_id": t["trial_id"], "kind": TrialKind.BESPOKE.value,
+                    "category": BESPOKE_TRAJ, "source": p["task"], "source_round": rnd,
                     "sparsity": t["sparsity"], "test_acc": t["test_acc"],
                     "mask_path": t["mask_path"]})
         have_same.add(tuple(p[keys]))  # one per (group, seed, threshold, target)
     return pd.DataFrame(out, columns=labelled.columns)
 
 
-def label_followups(followups: pd.DataFrame, plan: dict | None = None,
+def label_followups(followups: pd.DataFrame, plan: PlanFile | None = None,
                     bespoke: pd.DataFrame | None = None) -> pd.DataFrame:
     """Follow-up rows with results, plus their `recipe`, plotting `category`, and
     `threshold` set to the plain threshold they are compared with (`ticket_threshold`: own);
@@ -104,7 +106,7 @@ def _rounds_text(values) -> str:
     return ";".join(map(str, rs))
 
 
-def followup_summary(followups: pd.DataFrame, plan: dict | None = None,
+def followup_summary(followups: pd.DataFrame, plan: PlanFile | None = None,
                      bespoke: pd.DataFrame | None = None) -> pd.DataFrame:
     """Test accuracy per (arch, consensus recipe, threshold, target, category) (figure 6):
     the mean of per-seed means, and the std over seeds (NaN with one seed). Several tickets of
@@ -113,7 +115,7 @@ def followup_summary(followups: pd.DataFrame, plan: dict | None = None,
     df = label_followups(followups, plan, bespoke)
     if df.empty:
         return pd.DataFrame()
-    keys = ["arch", "recipe", "threshold", "dataset", "category"]
+    keys = ["arch", "recipe", "threshold", "task", "category"]
     per_seed = df.groupby(keys + ["seed"], sort=True, dropna=False).agg(
         acc=("test_acc", "mean"), tickets=("test_acc", "count"),
         ticket_threshold=("ticket_threshold", "first"), held_out=("held_out", "any"),
@@ -128,7 +130,7 @@ def followup_summary(followups: pd.DataFrame, plan: dict | None = None,
     return out
 
 
-def headline(consensus: pd.DataFrame, followups: pd.DataFrame, plan: dict | None = None,
+def headline(consensus: pd.DataFrame, followups: pd.DataFrame, plan: PlanFile | None = None,
              bespoke: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Headline: per arch and consensus recipe/threshold, consensus sparsity beside its chance
     level (independent source masks of the same densities, ltray.chance), sequential rounds
@@ -152,7 +154,7 @@ def headline(consensus: pd.DataFrame, followups: pd.DataFrame, plan: dict | None
             break
         sel = summary[(summary["arch"] == b["arch"]) & (summary["recipe"] == b["recipe"])
                       & (summary["threshold"] == b["threshold"])]
-        for target, tsel in sel.groupby("dataset", sort=True):
+        for target, tsel in sel.groupby("task", sort=True):
             acc = dict(zip(tsel["category"], tsel["test_acc_mean"]))
             pret = acc.get(PRET, np.nan)
             same_from = ("retrained ticket" if BESPOKE_SAME in acc

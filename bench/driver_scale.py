@@ -129,8 +129,8 @@ def searcher_bookkeeping(plan: Plan, agg) -> dict:
         ready_followups=SimpleNamespace(remote=lambda: stub_ref(value=agg.ready_followups())))
     S.metrics = SimpleNamespace(record_followups=lambda *a: None)  # Ray's metrics export is not ours
     try:
-        searcher = S.SweepSearcher("<bench>", [t.to_tune() for t in plan.trajectories],
-                                   {"experiment": plan.sweep.name}, set(), poll_interval_s=0.0)
+        settings = S.RunSettings(experiment_uri="<bench>", experiment=plan.sweep.name, data_root="/", download=False)
+        searcher = S.SweepSearcher(settings, plan.trajectories, set(), poll_interval_s=0.0)
         suggest, complete, live, n = [], [], [], 0
         while True:
             t0 = time.perf_counter()

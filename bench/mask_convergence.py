@@ -40,7 +40,7 @@ def _sources(sweep_path: Path, epochs: int):
     plan = build_plan(sweep)
     group = plan.groups[0]
     configs = {}
-    for task, tid in group.sources.items():
+    for task, tid in group.source_trials.items():
         cfg = plan.by_id[tid].config
         configs[task] = cfg.model_copy(update={"rounds": 3, "train": cfg.train.model_copy(update={"epochs": epochs})})
     return sweep, group, configs

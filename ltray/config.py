@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
@@ -29,6 +29,8 @@ def config_hash(model: BaseModel) -> str:
     added later with a default that reproduces the old behaviour changes no hash, so trial ids
     (`ltray.experiment.ids`) stay stable. The rule that follows: a default value never changes."""
     doc = model.model_dump(mode="json", exclude_defaults=True)
+    renamed = getattr(type(model), "hashed_as", {})  # fields renamed since: hashed under their first name
+    doc = {renamed.get(k, k): v for k, v in doc.items()}
     blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:HASH_LENGTH]
 
@@ -123,6 +125,11 @@ class PruneConfig(Frozen):
     prune_shortcuts: bool = False
 
 
+# trial ids hash configs by their field names; renamed fields keep the name they were first hashed
+# under, so every id stays as it was (folder format 3 renamed `task_name` to `task`)
+_HASHED_AS = {"task": "task_name", "task_spec": "task"}
+
+
 class TrajectoryConfig(Frozen):
     """Everything that determines one iterative-pruning trajectory's results.
 
@@ -130,8 +137,8 @@ class TrajectoryConfig(Frozen):
     1 - (1 - fraction)**r for unstructured techniques.
     """
 
-    task_name: str
-    task: TaskSpec
+    task: str  # the task's name in the sweep file
+    task_spec: TaskSpec  # its dataset and views
     arch: str
     seed: Seed
     rounds: Int = Field(ge=1)
@@ -139,6 +146,8 @@ class TrajectoryConfig(Frozen):
     prune: PruneConfig = PruneConfig()
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
+
+    hashed_as: ClassVar[dict[str, str]] = _HASHED_AS
 
     def key(self) -> str:
         """Hash of what identifies the trajectory's results (its non-default fields)."""
@@ -148,13 +157,14 @@ class TrajectoryConfig(Frozen):
 class TicketConfig(Frozen):
     """Train a fixed mask from the initial weights of `seed` on one task (follow-up trials)."""
 
-    task_name: str
-    task: TaskSpec
+    task: str  # the task's name in the sweep file
+    task_spec: TaskSpec  # its dataset and views
     arch: str
     seed: Seed
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
     mask_path: Path
+    hashed_as: ClassVar[dict[str, str]] = _HASHED_AS
     # a target whose class count differs from the mask's output layer: 'error', keep the output
     # layer 'dense', or keep input 'columns' that survive in any row of the mask's output layer
     output_rule: Literal["error", "dense", "columns"] = "error"

@@ -51,3 +51,10 @@ def short_repr(value, limit: int = 60) -> str:
     except ValueError:  # an int beyond Python's 4300-digit str() limit
         text = f"<{type(value).__name__} of {value.bit_length()} bits>" if isinstance(value, int) else "<?>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a trial's error.json and the console: ltray's own errors by
+    their message (it names what failed), others with their class name."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    return text if isinstance(exc, LtrayError) else f"{type(exc).__name__}: {text}"

@@ -137,7 +137,7 @@ def build_experiment(root: Path, seeds=(0, 1), rounds=(0, 1, 2), tasks=TASKS, te
                 for rnd in rounds:
                     rel = f"masks/{tid}/round_{rnd:02d}.ltmask"
                     save_mask(root / rel, indices_mask(kept(task, tech, seed, rnd)))
-                    rows.append(_row(trial_id=tid, kind="bespoke", dataset=task, arch=ARCH, technique=tech,
+                    rows.append(_row(trial_id=tid, kind="bespoke", task=task, arch=ARCH, technique=tech,
                                      seed=seed, round=rnd, sparsity=round_sparsity(task, rnd),
                                      test_acc=bespoke_acc(task, tech, seed, rnd), mask_path=rel))
     if consensus:
@@ -250,7 +250,7 @@ def _followup(root: Path, seed: int, kind: str, k: int, target: str, acc: float,
     tid = followup_id(kind, seed, k, target, source, rnd, loo)
     rel = f"masks/{tid}/ticket.ltmask"
     save_mask(root / rel, indices_mask(ticket))
-    return _row(trial_id=tid, kind=kind, dataset=target, arch=ARCH, technique=TECHNIQUES[0], seed=seed,
+    return _row(trial_id=tid, kind=kind, task=target, arch=ARCH, technique=TECHNIQUES[0], seed=seed,
                 round=0, sparsity=sparsity, test_acc=acc, mask_path=rel, group=group_id(seed),
                 threshold=float(k), source=(target if loo else source) or None,
                 source_round=float(rnd), held_out=held_out, leave_one_out=loo)

@@ -83,7 +83,7 @@ def rounds_table(exp: Path) -> pd.DataFrame:
 
 def source_masks(exp: Path, plan, group) -> dict[str, dict]:
     return {task: load_mask(exp / "masks" / tid / f"round_{group.source_round:02d}.ltmask")
-            for task, tid in group.sources.items()}
+            for task, tid in group.source_trials.items()}
 
 
 def vote_consensus(masks: list[dict], k: int) -> dict:

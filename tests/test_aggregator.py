@@ -30,7 +30,7 @@ def fake_masks(exp, plan, rounds, out_classes=None):
     for i, t in enumerate(plan.trajectories):
         rng = np.random.default_rng(i)
         shapes = dict(LENET)
-        key = (t.labels["dataset"], t.labels["technique"])
+        key = (t.labels.task, t.labels.technique)
         if out_classes and key in out_classes:
             shapes["fc3.weight"] = (out_classes[key], 84)
         scores = {n: rng.random(s) for n, s in shapes.items()}
@@ -57,7 +57,7 @@ def expected_similarity(exp, plan, msgs):
         me, mask = labels[trial], load_mask(exp / rel)
         for other in labels:
             lab = labels[other]
-            if (other, r) not in seen or (lab["dataset"] != me["dataset"] and lab["technique"] != me["technique"]):
+            if (other, r) not in seen or (lab.task != me.task and lab.technique != me.technique):
                 continue
             theirs = seen[(other, r)]
             d = layer_jaccard(mask, theirs)
@@ -80,7 +80,7 @@ def test_similarity_consensus_and_replay(setup):
     assert completed == [plan.groups[0].group_id]
     assert as_tuples(agg) == expected_similarity(exp, plan, msgs)
     g = plan.groups[0]
-    sources = {task: load_mask(exp / layout.trajectory_mask(tid, g.source_round)) for task, tid in g.sources.items()}
+    sources = {task: load_mask(exp / layout.trajectory_mask(tid, g.source_round)) for task, tid in g.source_trials.items()}
     k = g.thresholds[0]
     got = load_mask(exp / g.consensus_path(k))
     want = vote_consensus(list(sources.values()), k)
@@ -145,7 +145,7 @@ def test_followups_refresh_when_a_source_reports_a_round(setup):
     for m in msgs[len(upto_group):]:
         agg.add_mask(*m)
     later = agg.ready_followups()
-    kinds = lambda cfgs: sorted(c["kind"] for c in cfgs)  # noqa: E731
+    kinds = lambda specs: sorted(s.kind.value for s in specs)  # noqa: E731
     # transfers wait for a source round at least as sparse as the consensus: round 2 brings them
     assert kinds(later).count("transfer") > kinds(first).count("transfer")
     fresh = ConsensusAggregator(exp, plan)
@@ -160,7 +160,7 @@ def test_masks_with_another_output_layer_compare_on_shared_layers(tmp_path):
     for m in msgs:
         agg.add_mask(*m)
     odd = next(t.trial_id for t in plan.trajectories
-               if (t.labels["dataset"], t.labels["technique"]) == ("rot90", "random_unstructured"))
+               if (t.labels.task, t.labels.technique) == ("rot90", "random_unstructured"))
     mixed = [r for r in agg.similarity.rows() if odd in (r["trial_a"], r["trial_b"])]
     assert mixed and {r["layer"] for r in mixed} == set(LENET) - {"fc3.weight"} | {"__all__"}
     assert all(0 <= r["jaccard_distance"] <= 1 for r in mixed)
@@ -171,7 +171,7 @@ def test_a_damaged_source_mask_is_a_problem_not_a_crash(tmp_path):
     exp = tmp_path / "exp"
     msgs = fake_masks(exp, plan, rounds=2)
     g = plan.groups[0]
-    source = next(iter(g.sources.values()))
+    source = next(iter(g.source_trials.values()))
     damaged = exp / layout.trajectory_mask(source, g.source_round)
     damaged.write_bytes(damaged.read_bytes()[:-5])  # truncated
     agg = ConsensusAggregator(exp, plan)

@@ -93,7 +93,7 @@ def test_full_report_has_every_figure_and_links_them(full):
 def test_accuracy_table_is_mean_and_std_over_seeds(full):
     acc = _table(full[1], "accuracy_vs_sparsity")
     assert len(acc) == 3 * 2 * 3  # tasks x techniques x rounds
-    row = acc[(acc.dataset == "t2") & (acc.technique == L1) & (acc["round"] == 1)].iloc[0]
+    row = acc[(acc.task == "t2") & (acc.technique == L1) & (acc["round"] == 1)].iloc[0]
     # seeds 0 and 1: 0.9 - 0.05 - 0.01 - 0.02 (+ 0.01 for seed 1)
     assert row.test_acc_mean == pytest.approx(0.825)
     assert row.test_acc_std == pytest.approx(np.std([0.82, 0.83], ddof=1))
@@ -190,7 +190,7 @@ def test_chance_beside_every_consensus_sparsity():
     from ltray_analysis.tables import consensus_chance
 
     bespoke = pd.DataFrame([
-        {"dataset": t, "arch": "a", "technique": "g", "seed": seed, "round": r, "sparsity": s}
+        {"task": t, "arch": "a", "technique": "g", "seed": seed, "round": r, "sparsity": s}
         for seed in (0, 1)
         for t, d in {"x": 0.6, "y": 0.7, "z": 0.8}.items()
         for r, s in {1: 1 - d, 2: 1 - d * d}.items()
@@ -215,13 +215,13 @@ def test_chance_beside_every_consensus_sparsity():
 
 def test_followups_pool_sources_and_pair_leave_one_out(full):
     fu = _table(full[1], "followup_accuracy")
-    t1 = fu[fu.dataset == "t1"].set_index("category")
+    t1 = fu[fu.task == "t1"].set_index("category")
     assert set(fu.threshold) == {3}  # the leave-one-out ticket (k = 2 of 2) sits beside k = 3 of 3
     assert t1.loc[tickets.PRET_LOO, "test_acc_mean"] == pytest.approx(LOO_ACC)
     assert t1.loc[tickets.PRET_LOO, "ticket_threshold"] == 2
     assert t1.loc[tickets.BESPOKE_OTHER, "test_acc_mean"] == pytest.approx(np.mean(FOLLOWUP_ACC["transfer", "t1", "t2"]))
     assert t1.loc[tickets.RANDOM, "test_acc_std"] == pytest.approx(0.0)
-    assert fu[fu.dataset == "t4"].held_out.all()
+    assert fu[fu.task == "t4"].held_out.all()
 
 
 def test_consensus_layer_fractions(full):
@@ -421,7 +421,7 @@ def test_demo_like_one_seed_has_no_spread_anywhere(demo):
     report = demo[1]
     fu = _table(report, "followup_accuracy")
     # three other sources' tickets per target, but one seed: no std (it would be over sources)
-    other = fu[(fu.category == tickets.BESPOKE_OTHER) & (fu.dataset == "t1") & (fu.threshold == 3)].iloc[0]
+    other = fu[(fu.category == tickets.BESPOKE_OTHER) & (fu.task == "t1") & (fu.threshold == 3)].iloc[0]
     assert other.n == 2 and other.n_seeds == 1 and math.isnan(other.test_acc_std)
     assert other.test_acc_mean == pytest.approx((0.84 + 0.82) / 2)  # t2's and t3's tickets
     assert fu.test_acc_std.isna().all()
@@ -454,7 +454,7 @@ def test_demo_like_headline_uses_own_trajectory_for_held_out_grid_task(demo):
 def test_demo_like_followup_categories(demo):
     fu = _table(demo[1], "followup_accuracy")
     t3 = fu[fu.threshold == 3]
-    cats = t3.groupby("dataset").category.agg(set).to_dict()
+    cats = t3.groupby("task").category.agg(set).to_dict()
     base = {tickets.PRET, tickets.BESPOKE_OTHER, tickets.RANDOM}
     assert cats["t1"] == base | {tickets.PRET_LOO, tickets.BESPOKE_SAME}
     assert cats["t4"] == base | {tickets.BESPOKE_TRAJ} and cats["t5"] == base

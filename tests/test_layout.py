@@ -82,7 +82,7 @@ def test_group_ids_round_trip():
 
 
 def _trajectory(**kw) -> TrajectoryConfig:
-    base = dict(task_name="rot90", task=TaskSpec(dataset="mnist_subset", views=({"rotate": 90},)), arch="lenet",
+    base = dict(task="rot90", task_spec=TaskSpec(dataset="mnist_subset", views=({"rotate": 90},)), arch="lenet",
                 seed=0, rounds=5, technique="global_unstructured")
     return TrajectoryConfig(**{**base, **kw})
 
@@ -96,7 +96,7 @@ def test_trial_ids_are_pinned():
         "bespoke-rot90-lenet-global_unstructured-s0-0330ecf9d3"
     assert bespoke_trial_id("rot90", "lenet", "global_unstructured", 0, demo) == \
         "bespoke-rot90-lenet-global_unstructured-s0-01966b0b64"
-    ticket = TicketConfig(task_name="uci", task=TaskSpec(dataset="digits"), arch="lenet", seed=0,
+    ticket = TicketConfig(task="uci", task_spec=TaskSpec(dataset="digits"), arch="lenet", seed=0,
                           mask_path="consensus/v-lenet-s0-global_unstructured-r2/t3.ltmask", output_rule="dense")
     assert ticket_trial_id("pret_a_porter", "v-lenet-s0-global_unstructured-r2", 3, "uci", ticket) == \
         "pret_a_porter-v-lenet-s0-global_unstructured-r2-t3-uci-70833f24c3"
@@ -109,7 +109,7 @@ def test_a_new_field_with_a_default_keeps_every_id():
     NewTrain = create_model("TrainConfig", __base__=TrainConfig, label_smoothing=(float, 0.0))  # noqa: N806
     NewTrajectory = create_model("TrajectoryConfig", __base__=TrajectoryConfig,  # noqa: N806
                                  train=(NewTrain, NewTrain()), warmup_rounds=(int, 0))
-    base = dict(task_name="rot90", task=TaskSpec(dataset="mnist_subset", views=({"rotate": 90},)), arch="lenet",
+    base = dict(task="rot90", task_spec=TaskSpec(dataset="mnist_subset", views=({"rotate": 90},)), arch="lenet",
                 seed=0, rounds=5)
     for train in ({}, {"epochs": 3, "momentum": 0.9}):
         old = TrajectoryConfig(**base, train=TrainConfig(**train))

@@ -67,7 +67,7 @@ def test_resume_migrates_in_place_and_a_crash_mid_way_is_finished_later(old, mon
     monkeypatch.undo()
 
     notes = open_experiment(plan, storage, resume=True)
-    assert any("migrated the experiment folder from format 1 to 2" in n for n in notes)
+    assert any(f"migrated the experiment folder from format 1 to {layout.FORMAT_VERSION}" in n for n in notes)
     assert json.loads((folder / layout.MARKER).read_text())["format"] == layout.FORMAT_VERSION
     after = {p.name for p in (folder / "trials").iterdir()}
     assert len(after) == len(before) and not after & before  # every trial renamed, none lost
@@ -77,9 +77,48 @@ def test_resume_migrates_in_place_and_a_crash_mid_way_is_finished_later(old, mon
         assert state.config_key == t.config.key()
         rows = json.loads((folder / layout.trial_file(t.trial_id, layout.TRIAL_RESULTS)).read_text())["rounds"]
         assert [r["mask_path"] for r in rows] == [layout.trajectory_mask(t.trial_id, r) for r in range(3)]
+        assert all(r["task"] == t.labels.task and "dataset" not in r for r in rows)  # format 3's word
     records = Journal(LocalStorage(folder), layout.JOURNAL).replay().records
     assert len(records) == 9 and {r["trial"] for r in records} == {t.trial_id for t in plan.trajectories}
     assert not (folder / layout.JOURNAL_V1).exists()
+    assert verify_experiment(LocalStorage(folder)) == []
+    stored = json.loads((folder / layout.PLAN).read_text())["groups"][0]
+    assert stored["group_id"] == plan.groups[0].group_id and "group" not in stored
+
+
+def _as_format_2(folder: Path) -> None:
+    """A format-3 folder written back in format 2's words: rows say `dataset`, plan.json `group`."""
+    for results in folder.glob(f"{layout.TRIALS}/*/{layout.TRIAL_RESULTS}"):
+        doc = json.loads(results.read_text())
+        doc["rounds"] = [{("dataset" if k == "task" else k): v for k, v in row.items()} for row in doc["rounds"]]
+        results.write_text(json.dumps(doc))
+    plan = json.loads((folder / layout.PLAN).read_text())
+    for g in plan["groups"]:
+        g["group"] = g.pop("group_id")
+    (folder / layout.PLAN).write_text(json.dumps(plan))
+    (folder / layout.MARKER).write_text(json.dumps({"format": 2, "name": folder.name}))
+
+
+def test_format_2_is_read_as_it_is_and_migrated_by_resume(old, capsys):
+    from ltray.experiment.plan_file import read_plan_file
+    from ltray.experiment.records import TrialRecord
+    from ltray.orchestration.opening import open_experiment
+    from ltray.status import main as status_main
+
+    folder, sweep_file = old
+    plan = build_plan(load_sweep(sweep_file))
+    open_experiment(plan, open_storage(folder), resume=True)  # format 1 -> 3
+    _as_format_2(folder)
+    storage = open_storage(folder)
+    tid = plan.trajectories[0].trial_id
+    assert TrialRecord(storage, tid).rows()[0]["task"] == plan.trajectories[0].labels.task  # read as format 3
+    assert read_plan_file(storage).groups[0].group_id == plan.groups[0].group_id
+    assert status_main([str(folder)]) == 0 and "3/3" in capsys.readouterr().out
+    notes = open_experiment(plan, storage, resume=True)
+    assert any(f"from format 2 to {layout.FORMAT_VERSION}" in n for n in notes)
+    rows = json.loads((folder / layout.trial_file(tid, layout.TRIAL_RESULTS)).read_text())["rounds"]
+    assert rows and all("task" in r and "dataset" not in r for r in rows)
+    assert json.loads((folder / layout.MARKER).read_text())["format"] == layout.FORMAT_VERSION
     assert verify_experiment(LocalStorage(folder)) == []
 
 

@@ -69,7 +69,7 @@ def test_reporter_prints_bounded_lines_and_one_event_per_group(plan, monkeypatch
     trials = [t.trial_id for t in plan.trajectories]
     for i in range(120):  # two minutes of steps, a round reported every second
         clock.t += 1
-        rep.event("round", {"trial_id": trials[i % 6]}, row(trials[i % 6], i // 6 % 3))
+        rep.event("round", trials[i % 6], row(trials[i % 6], i // 6 % 3))
         rep.event("step", None, [Trial(trials[0]), Trial(trials[1], status="PENDING")])
     periodic = out.getvalue().splitlines()
     assert len(periodic) == 4  # one line every 30 s, not one per step or round
@@ -77,7 +77,7 @@ def test_reporter_prints_bounded_lines_and_one_event_per_group(plan, monkeypatch
     group = plan.groups[0].group_id
     for i in range(5):  # five follow-ups of one group start: one event line, not five
         rep.event("step", None, [Trial(f"f{i}", kind="pret_a_porter", group=group)])
-    rep.event("failed", {"trial_id": "f0"}, "DeviceError: no CUDA")
+    rep.event("failed", "f0", "DeviceError: no CUDA")
     text = out.getvalue()
     assert text.count(f"follow-ups of {group} launched") == 1
     assert "trial f0 gave up after its retries: DeviceError: no CUDA" in text and "failed 1" in text
@@ -87,7 +87,7 @@ def test_devices_of_running_trials_come_from_their_rows(plan, monkeypatch):
     rep = Reporter(plan, storage=None, location=None, out=io.StringIO(), clock=Clock())
     monkeypatch.setattr(rep, "_poll", lambda: None)
     a, b = plan.trajectories[0].trial_id, plan.trajectories[1].trial_id
-    rep.event("round", {"trial_id": a}, row(a, 0, device="cpu"))  # holds a GPU share, trains on the CPU
+    rep.event("round", a, row(a, 0, device="cpu"))  # holds a GPU share, trains on the CPU
     rep.event("step", None, [Trial(a, gpu=0.5), Trial(b, gpu=0.5)])
     assert rep.devices == {"cpu": 1, "gpu": 1}  # b has no row yet: its share says gpu
 

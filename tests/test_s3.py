@@ -84,7 +84,7 @@ def test_killed_driver_resumed_on_s3_loses_nothing(bucket, tmp_path, capsys):
         assert sorted(rounds[rounds.trial_id == t.trial_id]["round"]) == list(range(plan.sweep.rounds))
     (group,) = plan.groups
     sources = [read_mask(exp, layout.trajectory_mask(tid, group.source_round))[0].unpack()
-               for tid in group.sources.values()]
+               for tid in group.source_trials.values()]
     for k in group.thresholds:
         got = read_mask(exp, group.consensus_path(k))[0].unpack()
         want = vote_consensus(sources, k)

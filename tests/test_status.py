@@ -27,10 +27,12 @@ def trajectory(trial_id, arch, technique, rounds):
             "seed": 0, "rounds": rounds, "extra_field": "ignored"}
 
 
-def group(gid, n_followups):
-    return {"group": gid, "name": "g", "arch": "lenet", "seed": 0, "technique": "global", "source_round": 2,
-            "sources": ["mnist", "fashion"], "source_trials": {}, "thresholds": [1, 2], "targets": ["mnist"],
-            "n_followups": n_followups}
+def group(gid):
+    """A group launching 4 follow-ups at most: 2 thresholds x (a consensus ticket + a random one)
+    for its one target (no bespoke baselines)."""
+    return {"group_id": gid, "name": "g", "arch": "lenet", "seed": 0, "technique": "global", "source_round": 2,
+            "source_trials": {"mnist": "A", "fashion": "B"}, "thresholds": [1, 2], "targets": ["mnist"],
+            "bespoke_baseline": False}
 
 
 def rows(trial_id, rounds, kind="bespoke"):
@@ -43,7 +45,7 @@ def experiment(tmp_path):
     root = tmp_path / "exp"
     plan = {"trajectories": [trajectory("A", "lenet", "global", 3), trajectory("B", "lenet", "global", 3),
                              trajectory("C", "lenet", "layerwise", 3), trajectory("D", "vgg", "global", 2)],
-            "groups": [group("g1", 3), group("g2", 2)], "n_followups_max": 9}
+            "groups": [group("g1"), group("g2")], "n_followups_max": 8}
     root.mkdir()
     (root / "experiment.json").write_text(json.dumps({"format": layout.FORMAT_VERSION}))
     (root / "plan.json").write_text(json.dumps(plan))
@@ -77,7 +79,7 @@ def test_counts_come_from_the_trials_files(experiment):
                       ("lenet", "layerwise"): (0, 1, 0, 0, 1, 1, 3),
                       ("vgg", "global"): (0, 1, 0, 0, 0, 0, 2)}
     assert (p.groups_complete, p.groups_total) == (1, 2)
-    assert p.followups == {"done": 1, "running": 0, "interrupted": 1, "failed": 1, "total": 5, "pending": 2}
+    assert p.followups == {"done": 1, "running": 0, "interrupted": 1, "failed": 1, "total": 8, "pending": 5}
     assert p.failures == [("C", "CUDA out of memory in C"), ("F3", "CUDA out of memory in F3")]
     assert p.state == "not started"
     assert any("rounds.csv" in n for n in p.notes)  # the garbage table is said, not fatal
@@ -124,7 +126,7 @@ def test_printed_table(experiment, capsys):
     assert out[2].split() == ["lenet", "global", "1/2", "0", "1", "0", "5/6"]
     assert out[5].split() == ["all", "1/4", "0", "1", "1", "6/11"]
     assert "consensus groups complete: 1/2" in out
-    assert "follow-ups: 1 done, 0 running, 1 interrupted, 1 failed, 2 pending (of 5)" in out
+    assert "follow-ups: 1 done, 0 running, 1 interrupted, 1 failed, 5 pending (of 8)" in out
     assert "failed trials: 2" in out and "  C: CUDA out of memory in C" in out
 
 

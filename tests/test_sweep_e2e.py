@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ltray.experiment import layout
 from ltray.experiment.schemas import CONSENSUS, ROUNDS, SIMILARITY
 from ltray.masks import count_kept, load_mask, sparsity
 from ltray.orchestration.plan import build_plan, group_followups
@@ -46,6 +47,16 @@ def test_every_trajectory_has_one_mask_and_row_per_round(finished):
     for _, row in bespoke.iterrows():
         assert abs(row.sparsity - expected[row["round"]]) < 1e-3
         assert row.effective_sparsity >= row.sparsity - 1e-12
+
+
+def test_the_folder_holds_what_the_layout_names(finished):
+    """layout.TOP_LEVEL is the folder's table of contents: a sweep writes nothing else at the top,
+    and every file a finished sweep must have is there (trackers and the report are optional)."""
+    exp, _ = finished
+    written = {p.name for p in exp.iterdir()}
+    assert written <= set(layout.TOP_LEVEL), written - set(layout.TOP_LEVEL)
+    optional = {layout.MLFLOW, layout.WANDB, layout.REPORT}
+    assert set(layout.TOP_LEVEL) - optional <= written, set(layout.TOP_LEVEL) - optional - written
 
 
 def test_consensus_masks_equal_the_vote_of_their_sources(finished):
@@ -88,7 +99,7 @@ def test_every_followup_was_launched_exactly_once(finished):
     launches = tune_trial_dirs(exp)
     assert sorted(t for t in launches if t in expected) == sorted(expected)
     assert set(followups.kind) == {"pret_a_porter", "random", "transfer"}
-    held_out = followups[followups.dataset == "uci"]
+    held_out = followups[followups.task == "uci"]
     assert held_out.held_out.astype(str).eq("True").all()
     for tid in expected:
         assert (exp / "masks" / tid / "ticket.ltmask").exists()
@@ -139,7 +150,7 @@ def test_damage_is_listed_then_repaired_by_resume(finished, tmp_path, capsys):
     copy = tmp_path / "tiny"
     shutil.copytree(exp, copy, ignore=shutil.ignore_patterns("tune", "report"))
     (group,) = plan.groups
-    sources = list(group.sources.values())
+    sources = list(group.source_trials.values())
     others = [t.trial_id for t in plan.trajectories if t.trial_id not in sources]
     followups = sorted(p.name for p in (copy / "trials").iterdir() if not p.name.startswith("bespoke-"))
     last = plan.sweep.rounds - 1

@@ -27,7 +27,7 @@ def test_shipped_sweeps_plan_the_documented_sizes():
     train = bundled.sweep.train
     assert (train.lr, train.batch_size, train.momentum, train.weight_decay, train.rewind) == (0.01, 32, 0, 0, "init")
     denoise = build_plan(load_sweep(SWEEPS / "denoise.yaml"))
-    assert {t.labels["arch"] for t in denoise.trajectories} == {"lenet", "alexnet", "vgg11", "resnet18"}
+    assert {t.labels.arch for t in denoise.trajectories} == {"lenet", "alexnet", "vgg11", "resnet18"}
 
 
 def test_trial_ids_are_stable_unique_and_follow_settings():
@@ -43,7 +43,7 @@ def test_prune_shortcuts_reaches_every_trajectory_config():
     assert all(t.config.prune.prune_shortcuts is False for t in default.trajectories)  # the paper's rule
     asked = build_plan(parse_sweep({**TINY_SWEEP, "prune": {"prune_shortcuts": True}}))
     assert all(t.config.prune.prune_shortcuts is True for t in asked.trajectories)
-    assert all(t.config.technique == t.labels["technique"] for t in asked.trajectories)
+    assert all(t.config.technique == t.labels.technique for t in asked.trajectories)
     assert not {t.trial_id for t in default.trajectories} & {t.trial_id for t in asked.trajectories}
     with pytest.raises(ConfigError, match="prune.prune_shortcuts"):
         parse_sweep({**TINY_SWEEP, "prune": {"prune_shortcuts": "sometimes"}})
@@ -53,7 +53,7 @@ def test_consensus_sources_run_first_and_thresholds_resolve():
     plan = build_plan(parse_sweep({**TINY_SWEEP, "consensus": [{**TINY_SWEEP["consensus"][0],
                                                                 "thresholds": ["all", 2]}]}))
     (group,) = plan.groups
-    sources = set(group.sources.values())
+    sources = set(group.source_trials.values())
     first = [t.trial_id for t in plan.trajectories[: len(sources)]]
     assert set(first) == sources
     assert group.thresholds == (3, 2) and group.loo_thresholds == (2,)
@@ -62,16 +62,16 @@ def test_consensus_sources_run_first_and_thresholds_resolve():
 def test_transfer_baseline_waits_for_a_round_at_least_as_sparse():
     plan = build_plan(parse_sweep(TINY_SWEEP))
     (group,) = plan.groups
-    tids = list(group.sources.values())
+    tids = list(group.source_trials.values())
     early = {tid: {0: 0.0, 1: 0.2} for tid in tids}
     kinds = {t.kind for t in group_followups(plan.sweep, group, {3: 0.3}, early)}
     assert kinds == {"pret_a_porter", "random"}  # no source has reached 30 % yet
     later = {tid: {0: 0.0, 1: 0.2, 2: 0.36} for tid in tids}
     transfers = [t for t in group_followups(plan.sweep, group, {3: 0.3}, later) if t.kind == "transfer"]
     assert len(transfers) == len(tids) * len(group.targets)
-    assert {t.labels["source_round"] for t in transfers} == {2}  # |0.36-0.3| < |0.2-0.3|
+    assert {t.labels.source_round for t in transfers} == {2}  # |0.36-0.3| < |0.2-0.3|
     tie = {tid: {0: 0.0, 1: 0.2, 2: 0.4} for tid in tids}
-    assert {t.labels["source_round"] for t in group_followups(plan.sweep, group, {3: 0.3}, tie)
+    assert {t.labels.source_round for t in group_followups(plan.sweep, group, {3: 0.3}, tie)
             if t.kind == "transfer"} == {1}  # ties go to the earlier round
 
 
@@ -79,7 +79,7 @@ def test_per_architecture_image_sizes():
     raw = {**TINY_SWEEP, "grid": {**TINY_SWEEP["grid"], "archs": ["lenet", "alexnet"]}, "consensus": [],
            "image_sizes": {"alexnet": 64}}
     plan = build_plan(parse_sweep(raw))
-    sizes = {t.labels["arch"]: t.config.data.image_size for t in plan.trajectories}
+    sizes = {t.labels.arch: t.config.data.image_size for t in plan.trajectories}
     assert sizes == {"lenet": None, "alexnet": 64}
     with pytest.raises(ConfigError, match="image_sizes.alexnet: 32 px is below alexnet's minimum"):
         parse_sweep({**raw, "image_sizes": {"alexnet": 32}})

@@ -11,6 +11,7 @@ import yaml
 from ltray.errors import ConfigError
 from ltray.orchestration.plan import build_plan
 from ltray.sweep.trackers import check_trackers, trial_tags
+from ltray.sweep.tune_io import RunSettings, trial_config
 from tests.sweep_helpers import TINY_SWEEP, run_sweep_here, start_local_ray, tiny_sweep
 
 pytestmark = pytest.mark.ray
@@ -53,7 +54,7 @@ def labels_of(rounds: pd.DataFrame) -> dict[str, dict[str, str]]:
     out = {}
     for tid, rows in rounds.groupby("trial_id"):
         row = rows.iloc[0]
-        out[tid] = {"kind": row["kind"], "task": row["dataset"], "arch": row["arch"],
+        out[tid] = {"kind": row["kind"], "task": row["task"], "arch": row["arch"],
                     "technique": row["technique"], "seed": str(int(row["seed"]))}
     return out
 
@@ -147,7 +148,8 @@ def test_only_named_trackers_write(logged, tmp_path):
 def test_trial_tags_come_from_the_plan():
     sweep = tiny_sweep("/tmp", **TRACKED)
     (first, *_) = build_plan(sweep).trajectories
-    tags = trial_tags(first.to_tune())
+    settings = RunSettings(experiment_uri="/tmp/x", experiment="x", data_root="/tmp", download=False)
+    tags = trial_tags(trial_config(first, settings))
     assert tags == {"trial_id": first.trial_id, "kind": "bespoke", "task": "plain", "arch": "lenet",
                     "technique": "global_unstructured", "seed": "0"}
 

@@ -41,7 +41,7 @@ def one_thread():
 
 def trajectory(rounds=3, train=QUICK, data=SMALL, task=TASK, name="mnist_subset", seed=0,
                technique="global_unstructured", **prune) -> TrajectoryConfig:
-    return TrajectoryConfig(task_name=name, task=task, arch="lenet", seed=seed, rounds=rounds, technique=technique,
+    return TrajectoryConfig(task=name, task_spec=task, arch="lenet", seed=seed, rounds=rounds, technique=technique,
                             train=train, data=data, prune=PruneConfig(**prune))
 
 
@@ -255,7 +255,7 @@ def test_masks_only_shrink_and_the_output_layer_can_stay_dense(tmp_path, techniq
 def test_resnet18_shortcuts_stay_dense_unless_asked(tmp_path, prune_shortcuts):
     """The paper's rule by default: the downsample convs stay in the mask, all True; the option
     prunes them with the rest. Either way the round-1 mask removes round(0.2 * prunable)."""
-    cfg = TrajectoryConfig(task_name="digits", task=TASK, arch="resnet18", seed=0, rounds=2,
+    cfg = TrajectoryConfig(task="digits", task_spec=TASK, arch="resnet18", seed=0, rounds=2,
                            train=TrainConfig(epochs=1), data=DataConfig(max_train_samples=64, image_size=8),
                            prune=PruneConfig(prune_shortcuts=prune_shortcuts))
     run(cfg, tmp_path)
@@ -338,7 +338,7 @@ def test_a_trajectory_and_a_ticket_run_at_a_larger_input_side(tmp_path):
     train = QUICK.model_copy(update={"epochs": 1})
     results, states = run(trajectory(rounds=2, train=train, data=data), tmp_path / "traj")
     assert all(0 <= r.val_acc <= 1 for r in results) and states[0].mask["fc1.weight"].shape[1] == 16 * 7 * 7
-    cfg = TicketConfig(task_name="mnist_subset", task=TASK, arch="lenet", seed=0, train=train, data=data,
+    cfg = TicketConfig(task="mnist_subset", task_spec=TASK, arch="lenet", seed=0, train=train, data=data,
                        mask_path=tmp_path / "traj" / mask_filename(1))
     assert 0 <= train_ticket(cfg, device="cpu").test_acc <= 1
 
@@ -347,7 +347,7 @@ def test_a_trajectory_and_a_ticket_run_at_a_larger_input_side(tmp_path):
 
 
 def ticket(mask_path, train=QUICK, **kw) -> TicketConfig:
-    return TicketConfig(task_name="mnist_subset", task=TASK, arch="lenet", seed=0, train=train, data=SMALL,
+    return TicketConfig(task="mnist_subset", task_spec=TASK, arch="lenet", seed=0, train=train, data=SMALL,
                         mask_path=mask_path, **kw)
 
 

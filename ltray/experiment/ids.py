@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from ltray.config import HASH_LENGTH, config_hash
+from ltray.experiment.labels import TrialKind
 
 __all__ = ["HASH_LENGTH", "config_hash", "digest", "bespoke_trial_id", "ticket_trial_id", "GroupId"]
 
@@ -29,14 +30,14 @@ def digest(text: str) -> str:
 
 
 def bespoke_trial_id(task: str, arch: str, technique: str, seed: int, cfg: BaseModel) -> str:
-    return SEPARATOR.join(["bespoke", task, arch, technique, f"s{seed}", config_hash(cfg)])
+    return SEPARATOR.join([TrialKind.BESPOKE.value, task, arch, technique, f"s{seed}", config_hash(cfg)])
 
 
 def ticket_trial_id(kind: str, group_id: str, k: int, target: str, cfg: BaseModel, *, source: str = "",
                     source_round: int | None = None, leave_one_out: bool = False) -> str:
     """`<kind>-<group>-t<k>[-<source>-r<round>][-loo]-<target>-<hash>` (transfer tickets name their source)."""
     parts = [kind, group_id, f"t{k}"]
-    if kind == "transfer":
+    if kind == TrialKind.TRANSFER:
         parts.append(f"{source}-r{source_round}")
     if leave_one_out:
         parts.append("loo")

@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from ltray.experiment import layout
 from ltray.storage import Storage, StorageError
 
 MAX_SEGMENTS = 8  # more than this and compact() merges them all into one
@@ -67,7 +68,7 @@ class Journal:
         """Read every record; remember the files so that appends and compaction continue them."""
         out, by_seq = Replay(), {}
         names = self.storage.list_dir(self.folder)
-        self._segments = [n for n in names if n.startswith("s") and n.endswith(".jsonl")]
+        self._segments = [n for n in names if layout.is_journal_segment(n)]
         self._loose, self._bad = {}, []
         for name in self._segments:
             text = self._read(name, out)
@@ -85,7 +86,7 @@ class Journal:
             if damaged:
                 self._bad.append(name)  # rewritten without the damaged lines by the next compact()
         for name in names:
-            if not (name.startswith("r") and name.endswith(".json")):
+            if not layout.is_journal_record(name):
                 continue
             text = self._read(name, out)
             got = decode_record(text) if text is not None else None
@@ -110,7 +111,7 @@ class Journal:
     def append(self, rec: dict) -> int:
         """Write one record durably (one atomic file); return its sequence number."""
         seq = self._next
-        name = f"r{seq:010d}.json"
+        name = layout.journal_record(seq)
         self.storage.write_text(self._rel(name), encode_record(seq, rec) + "\n")
         self._loose[seq] = name
         self._next = seq + 1
@@ -131,7 +132,7 @@ class Journal:
                     lines.setdefault(got[0], encode_record(*got))
         if lines:
             first, last = min(lines), max(lines)
-            segment = f"s{first:010d}-{last:010d}.jsonl"
+            segment = layout.journal_segment(first, last)
             self.storage.write_text(self._rel(segment), "".join(lines[s] + "\n" for s in sorted(lines)))
         else:
             segment = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from ltray.errors import ExperimentError
 from ltray.experiment import layout
@@ -30,23 +30,53 @@ class PlannedTrajectory(_Part):
 
 
 class PlannedGroup(_Part):
-    group: str  # the group id
+    """A consensus group instance: one recipe of the sweep file's `consensus` for one
+    architecture, seed and source round. The one record of a group: the plan builds it, the
+    consensus actor completes it, plan.json stores it and the analysis reads it back."""
+
+    # format 3 writes `group_id`; formats 1-2 wrote the same id as `group`
+    group_id: str = Field(validation_alias=AliasChoices("group_id", "group"))
     name: str
     arch: str
     seed: int
     technique: str
     source_round: int
-    sources: list[str]  # source tasks
-    source_trials: dict[str, str]  # task -> bespoke trial id
-    thresholds: list[int]  # resolved vote counts k
-    loo_thresholds: list[int] = []  # leave-one-out counts, paired with `thresholds` in order
-    targets: list[str]
+    source_trials: dict[str, str]  # source task -> its bespoke trial id, in the sweep file's order
+    thresholds: tuple[int, ...]  # resolved vote counts k (k of N)
+    loo_thresholds: tuple[int, ...] = ()  # k of N - 1 for leave-one-out tickets, paired with `thresholds`
+    targets: tuple[str, ...]
     random_baseline: bool = True
     bespoke_baseline: bool = True
     leave_one_out: bool = False
     output_rule: str = "error"
-    source_rounds_total: int = 0
-    n_followups: int = 0  # follow-up trials this group launches at most
+    source_rounds_total: int = 0  # rounds of each source trajectory
+
+    @computed_field
+    @property
+    def sources(self) -> list[str]:
+        """The source tasks."""
+        return list(self.source_trials)
+
+    @computed_field
+    @property
+    def n_followups(self) -> int:
+        """Follow-up trials this group launches at most."""
+        return self.max_followups()
+
+    def consensus_path(self, k: int) -> str:
+        return layout.consensus_mask(self.group_id, k)
+
+    def loo_path(self, k: int, task: str) -> str:
+        return layout.leave_one_out_mask(self.group_id, k, task)
+
+    def random_path(self, k: int) -> str:
+        return layout.random_mask(self.group_id, k)
+
+    def max_followups(self) -> int:
+        per_k = len(self.targets) * (1 + self.random_baseline)
+        per_k += len(self.source_trials) * len(self.targets) * self.bespoke_baseline
+        loo = sum(t in self.source_trials for t in self.targets) * len(self.loo_thresholds) * self.leave_one_out
+        return per_k * len(self.thresholds) + loo
 
 
 class PlanFile(_Part):

@@ -17,7 +17,7 @@ from ltray.experiment.plan_file import PlanFile, read_plan_file
 from ltray.experiment.records import TrialRecord, scan_trials
 from ltray.experiment.schemas import ROUNDS
 from ltray.storage import Storage
-from ltray.experiment.tables import read_table
+from ltray.experiment.tables import device_counts, read_table
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _finished_rounds(storage: Storage, trial_id: str, rounds: int, notes: list[s
 def _groups_complete(storage: Storage, plan: PlanFile) -> int:
     written = set(storage.walk(layout.CONSENSUS_DIR))
     prefix = len(layout.CONSENSUS_DIR) + 1
-    return sum(all(layout.consensus_mask(g.group, k)[prefix:] in written for k in g.thresholds)
+    return sum(all(layout.consensus_mask(g.group_id, k)[prefix:] in written for k in g.thresholds)
                for g in plan.groups if g.thresholds)
 
 
@@ -134,4 +134,4 @@ def _devices(storage: Storage, notes: list[str]) -> dict[str, int]:
         return {}
     if table is None or table.empty:
         return {}
-    return {str(k) or "unknown": int(v) for k, v in table["device"].replace("", "unknown").value_counts().items()}
+    return device_counts(table["device"])

@@ -13,6 +13,7 @@ import time
 
 from ltray.errors import ExperimentError, MaskFileError
 from ltray.experiment import layout
+from ltray.experiment.labels import TrialKind, TrialLabels
 from ltray.experiment.schemas import ROUNDS
 from ltray.storage import Storage, StorageError
 from ltray.masks.arrays import Mask
@@ -20,13 +21,13 @@ from ltray.masks.format import mask_from_bytes, mask_to_bytes
 from ltray.masks.packed import PackedMask
 
 
-def make_row(trial_id: str, kind: str, labels: dict, metrics: dict) -> dict:
+def make_row(trial_id: str, kind: TrialKind, labels: TrialLabels, metrics: dict) -> dict:
     """One rounds-table row from a trial's labels and one round's metrics (missing numbers stay null)."""
     row = {c: None for c in ROUNDS.names}
     row.update({"group": "", "source": "", "device": ""})
-    row.update({k: v for k, v in labels.items() if k in row})
+    row.update({k: v for k, v in labels.as_dict().items() if k in row})
     row.update({k: v for k, v in metrics.items() if k in row})
-    row.update({"trial_id": trial_id, "kind": kind})
+    row.update({"trial_id": trial_id, "kind": TrialKind(kind).value})
     return row
 
 
@@ -40,7 +41,7 @@ def check_rows(doc, trial_id: str, where: str) -> list[dict]:
             and not isinstance(row.get("round"), bool) and isinstance(row.get("mask_path"), str)
         if not ok:
             raise ExperimentError(f"{where}: rounds.{i}: not a row of trial {trial_id}")
-    return rows
+    return [ROUNDS.upgrade_row(row) for row in rows]  # rows of folder formats 1-2 read with today's names
 
 
 class TrialRecord:
@@ -95,6 +96,10 @@ class TrialRecord:
 
     def mark_error(self, message: str) -> None:
         self._write_json(layout.TRIAL_ERROR, {"trial_id": self.trial_id, "error": message, "at": _now()})
+
+    def clear_error(self) -> None:
+        """A trial that starts again is running, not failed: its last failure goes."""
+        self.storage.delete(self._file(layout.TRIAL_ERROR))
 
     def error(self) -> str | None:
         """The last failure's message (first line), if one was recorded and no completion since."""

@@ -31,6 +31,7 @@ class TableSchema:
     stem: str  # file name without suffix: <stem>.csv, <stem>.parquet
     columns: tuple[Column, ...]
     key: tuple[str, ...]  # rows are unique on these
+    renamed: tuple[tuple[str, str], ...] = ()  # (old name, name): columns of older folder formats
 
     @property
     def names(self) -> list[str]:
@@ -77,9 +78,17 @@ class TableSchema:
     def read_parquet_bytes(self, data: bytes) -> pd.DataFrame:
         return self._checked(pd.read_parquet(io.BytesIO(data)))
 
+    def upgrade_row(self, row: dict) -> dict:
+        """A row written by an older folder format, with today's column names."""
+        for old, new in self.renamed:
+            if old in row and new not in row:
+                row = {(new if k == old else k): v for k, v in row.items()}
+        return row
+
     def _checked(self, df: pd.DataFrame) -> pd.DataFrame:
         """A table without this schema's key columns is not this table (columns added by later
-        versions may be missing from older files: they read as empty)."""
+        versions may be missing from older files: they read as empty; renamed ones are renamed)."""
+        df = df.rename(columns={old: new for old, new in self.renamed if old in df.columns and new not in df.columns})
         missing = [c for c in self.key if c not in df.columns]
         if missing:
             raise ValueError(f"no column {missing[0]!r}")
@@ -116,8 +125,9 @@ def _as_bool(value):
     return pd.NA
 
 
-def _table(stem: str, key: tuple[str, ...], *columns: tuple[str, str, str]) -> TableSchema:
-    return TableSchema(stem, tuple(Column(*c) for c in columns), key)
+def _table(stem: str, key: tuple[str, ...], *columns: tuple[str, str, str],
+           renamed: tuple[tuple[str, str], ...] = ()) -> TableSchema:
+    return TableSchema(stem, tuple(Column(*c) for c in columns), key, renamed)
 
 
 ROUNDS = _table(
@@ -126,7 +136,8 @@ ROUNDS = _table(
     ("kind", "str", "`bespoke` (an iterative-pruning trajectory), `pret_a_porter` (a consensus ticket), "
                     "`random` (a random ticket with the consensus ticket's per-layer sparsity), `transfer` "
                     "(a source's bespoke ticket at the matched sparsity)"),
-    ("dataset", "str", "the task trained on (a task name from the sweep: a dataset or a task view)"),
+    ("task", "str", "the task trained on (a task name from the sweep file: a dataset or a view of one; "
+                    "folder formats 1-2 called this column `dataset`)"),
     ("arch", "str", "architecture"),
     ("technique", "str", "pruning technique (follow-ups: the group's)"),
     ("seed", "int", "seed (same seed = same initial weights)"),
@@ -146,6 +157,7 @@ ROUNDS = _table(
     ("held_out", "bool", "follow-ups: true when the target is not one of the group's sources"),
     ("leave_one_out", "bool", "follow-ups: true for leave-one-out consensus tickets"),
     ("device", "str", "where the round ran: `cpu`, or `cuda:<i> (<GPU model>)`"),
+    renamed=(("dataset", "task"),),
 )
 
 CONSENSUS = _table(

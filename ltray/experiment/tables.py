@@ -42,6 +42,16 @@ def read_table(storage: Storage, schema: TableSchema) -> pd.DataFrame | None:
     return None
 
 
+def device_counts(devices) -> dict[str, int]:
+    """Rounds per device (the rounds table's `device` column): provenance.json records them and
+    `ltray status` shows them. A row without a device counts as 'unknown'."""
+    counts: dict[str, int] = {}
+    for device in devices:
+        key = str(device) if device not in (None, "") and device == device else "unknown"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 class RoundsTable:
     """rounds.csv + rounds.parquet, one row per (trial_id, round)."""
 

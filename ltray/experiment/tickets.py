@@ -4,15 +4,20 @@ target, another source's otherwise)."""
 
 from __future__ import annotations
 
-FOLLOWUP_KINDS = ("pret_a_porter", "transfer", "random")
+from ltray.experiment.labels import FOLLOWUP_KINDS, TrialKind
+
+__all__ = ["FOLLOWUP_KINDS", "TICKET_KINDS", "ticket_kind"]
+
+# ticket kinds: the summary's and the report's columns
 PRET, LOO, BESPOKE_OWN, BESPOKE_OTHER, RANDOM = "pret_a_porter", "loo", "bespoke_own", "bespoke_other", "random"
 TICKET_KINDS = (PRET, LOO, BESPOKE_OWN, BESPOKE_OTHER, RANDOM)  # summary column order
 
 
-def ticket_kind(kind: str, source: str, dataset: str, leave_one_out: bool) -> str:
-    """One of TICKET_KINDS for a follow-up row (kind in FOLLOWUP_KINDS)."""
-    if kind == "pret_a_porter":
+def ticket_kind(kind: str, source: str, task: str, leave_one_out: bool) -> str:
+    """One of TICKET_KINDS for a follow-up row (a kind in FOLLOWUP_KINDS)."""
+    kind = TrialKind(kind)
+    if kind is TrialKind.PRET_A_PORTER:
         return LOO if leave_one_out else PRET
-    if kind == "transfer":
-        return BESPOKE_OWN if source == dataset else BESPOKE_OTHER
+    if kind is TrialKind.TRANSFER:
+        return BESPOKE_OWN if source == task else BESPOKE_OTHER
     return RANDOM

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 from ltray.errors import MaskFileError
 from ltray.experiment import layout
@@ -28,10 +29,23 @@ from ltray.masks.packed import PackedMask
 from ltray.masks.votes import VoteCounts
 from ltray.orchestration.consensus_files import write_group_consensus
 from ltray.orchestration.mask_cache import MaskCache
-from ltray.orchestration.plan import GroupInstance, Plan, group_followups
+from ltray.experiment.plan_file import PlannedGroup
+from ltray.orchestration.plan import Plan, TrialSpec, group_followups
 from ltray.orchestration.similarity import SimilarityIndex, journal_entries, replayed_pairs
 
 FLUSH_DUTY = 20  # maybe_flush waits 20x a write's duration: periodic writes take <= 5% of the actor
+
+
+@dataclass(frozen=True)
+class ConsensusStatus:
+    """Where the consensus stands: what the driver's progress and exit status read."""
+
+    masks: int  # trajectory masks registered
+    groups_complete: int
+    groups: int
+    consensus_sparsity: dict[str, float]  # complete group -> its sparsest consensus mask's sparsity
+    problems: list[str]  # masks still unreadable: their groups cannot complete until retrained
+    notes: list[str]  # damaged journal records skipped (their masks are sent again)
 
 
 class ConsensusAggregator:
@@ -40,9 +54,9 @@ class ConsensusAggregator:
         self.plan = plan
         self.labels = {t.trial_id: t.labels for t in plan.trajectories}
         self.groups = {g.group_id: g for g in plan.groups}
-        self.groups_of_source: dict[tuple[str, int], list[GroupInstance]] = defaultdict(list)
+        self.groups_of_source: dict[tuple[str, int], list[PlannedGroup]] = defaultdict(list)
         for g in plan.groups:
-            for tid in g.sources.values():
+            for tid in g.source_trials.values():
                 self.groups_of_source[(tid, g.source_round)].append(g)
         self.similarity = SimilarityIndex(self.labels, {t.trial_id: i for i, t in enumerate(plan.trajectories)})
         self.masks = MaskCache(storage)
@@ -55,7 +69,7 @@ class ConsensusAggregator:
         self.consensus_rows: list[dict] = []
         self.damaged: dict[tuple[str, int], str] = {}  # masks that could not be read, until one is
         self.notes: list[str] = []  # damaged journal records (their masks are sent again)
-        self._followups: dict[str, tuple[tuple, list[dict]]] = {}  # group -> (sources' round counts, configs)
+        self._followups: dict[str, tuple[tuple, list[TrialSpec]]] = {}  # group -> (sources' round counts, trials)
         self._flushed_pairs = -1
         self._last_write, self._write_seconds = float("-inf"), 0.0
         self._replay()
@@ -102,12 +116,12 @@ class ConsensusAggregator:
                 continue
             self.votes.setdefault(g.group_id, VoteCounts(mask.layout.shape_dict())).add_packed(mask.bits)
             self.voted[g.group_id].add(trial_id)
-            if len(self.voted[g.group_id]) == len(g.sources):
+            if len(self.voted[g.group_id]) == len(g.source_trials):
                 self._write_consensus(g)
                 done.append(g.group_id)
         return done
 
-    def _write_consensus(self, g: GroupInstance) -> None:
+    def _write_consensus(self, g: PlannedGroup) -> None:
         own = lambda tid: self.masks.get(self.paths[(tid, g.source_round)]).bits  # noqa: E731
         result, rows = write_group_consensus(self.storage, g, self.votes[g.group_id], own,
                                              self.plan.sweep.prune.fraction)
@@ -121,23 +135,22 @@ class ConsensusAggregator:
         return sorted(self.damaged.values())
 
     # ---- queries -----------------------------------------------------------------------------
-    def ready_followups(self) -> list[dict]:
-        """Tune configs of every follow-up that can run now (the searcher drops those it launched)."""
+    def ready_followups(self) -> list[TrialSpec]:
+        """Every follow-up trial that can run now (the searcher drops those it launched)."""
         out = []
         for gid, spars in self.complete.items():
             group = self.groups[gid]
-            key = tuple(len(self.rounds.get(tid, ())) for tid in group.sources.values())
+            key = tuple(len(self.rounds.get(tid, ())) for tid in group.source_trials.values())
             cached = self._followups.get(gid)
             if cached is None or cached[0] != key:  # a source reported a round: transfers may be ready
-                specs = group_followups(self.plan.sweep, group, spars, self.rounds)
-                cached = self._followups[gid] = (key, [spec.to_tune() for spec in specs])
+                cached = self._followups[gid] = (key, group_followups(self.plan.sweep, group, spars, self.rounds))
             out.extend(cached[1])
         return out
 
-    def status(self) -> dict:
-        return {"masks": len(self.paths), "groups_complete": len(self.complete), "groups": len(self.groups),
-                "consensus_sparsity": {g: min(s.values()) for g, s in self.complete.items() if s},
-                "problems": self.problems, "notes": list(self.notes)}
+    def status(self) -> ConsensusStatus:
+        return ConsensusStatus(masks=len(self.paths), groups_complete=len(self.complete), groups=len(self.groups),
+                               consensus_sparsity={g: min(s.values()) for g, s in self.complete.items() if s},
+                               problems=self.problems, notes=list(self.notes))
 
     def flush(self) -> None:
         """Write the similarity table (when pairs were added since) and compact the journal."""

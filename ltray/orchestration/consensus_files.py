@@ -14,10 +14,10 @@ from ltray.masks.format import mask_to_bytes
 from ltray.masks.packed import PackedMask
 from ltray.masks.votes import VoteCounts
 from ltray.seeding import derive_seed
-from ltray.orchestration.plan import GroupInstance
+from ltray.experiment.plan_file import PlannedGroup
 
 
-def write_group_consensus(storage: Storage, g: GroupInstance, counts: VoteCounts,
+def write_group_consensus(storage: Storage, g: PlannedGroup, counts: VoteCounts,
                           own_bits: Callable[[str], np.ndarray], fraction: float) -> tuple[dict[int, float], list[dict]]:
     """Write the group's masks; return (threshold -> consensus sparsity, consensus-table rows).
     `own_bits(trial_id)` gives a source's packed mask (for its leave-one-out consensus)."""
@@ -31,7 +31,7 @@ def write_group_consensus(storage: Storage, g: GroupInstance, counts: VoteCounts
         result[k] = mask.sparsity()
         rows.append(_row(g, k, "", result[k], g.consensus_path(k), fraction))
     for k in g.loo_thresholds:
-        for task, tid in g.sources.items():
+        for task, tid in g.source_trials.items():
             if task in g.targets:
                 mask = PackedMask(counts.layout, counts.leave_one_out_packed(own_bits(tid), k))
                 _save(storage, g.loo_path(k, task), mask, {"group": g.group_id, "leave_out": task})
@@ -43,7 +43,7 @@ def _save(storage: Storage, rel: str, mask, meta: dict) -> None:
     storage.write_bytes(rel, mask_to_bytes(mask, meta, storage.describe(rel)))
 
 
-def _row(g: GroupInstance, k: int, leave_out: str, spars: float, path: str, fraction: float) -> dict:
+def _row(g: PlannedGroup, k: int, leave_out: str, spars: float, path: str, fraction: float) -> dict:
     n = len(g.sources) - bool(leave_out)
     return {"group": g.group_id, "name": g.name, "arch": g.arch, "seed": g.seed, "technique": g.technique,
             "source_round": g.source_round, "threshold": k, "leave_out": leave_out, "n_sources": n,

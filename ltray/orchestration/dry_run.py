@@ -14,7 +14,7 @@ def format_plan(plan: Plan, location: str) -> str:
     lines.append(f"bespoke trajectories: {n} ({len(sweep.grid.tasks)} tasks x {len(sweep.grid.archs)} archs x "
                  f"{len(sweep.grid.techniques)} techniques x {len(sweep.grid.seeds)} seeds), "
                  f"{sweep.rounds} rounds of {sweep.train.epochs} epochs each = {n * sweep.rounds} trained rounds")
-    by_arch = Counter(t.labels["arch"] for t in plan.trajectories)
+    by_arch = Counter(t.labels.arch for t in plan.trajectories)
     for arch, count in sorted(by_arch.items()):
         r = sweep.resources_for(arch)
         lines.append(f"  {arch}: {count} trajectories, {r.cpu:g} CPU + {r.gpu:g} GPU per trial")

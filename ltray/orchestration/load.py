@@ -129,7 +129,7 @@ def _check_group(cfg: SweepConfig, group, where: str) -> list[str]:
             problems.append(f"{where}.targets.{i}: {unknown_key_message('task', t, known_tasks)}")
     if problems:
         return problems
-    classes = {s: num_classes(cfg.task(s), cfg.data) for s in group.sources}
+    classes = {s: num_classes(cfg.task_spec(s), cfg.data) for s in group.sources}
     if len(set(classes.values())) > 1:
         detail = ", ".join(f"{s}={c}" for s, c in classes.items())
         problems.append(f"{where}.sources: source tasks have different class counts ({detail}); "
@@ -137,7 +137,7 @@ def _check_group(cfg: SweepConfig, group, where: str) -> list[str]:
         return problems
     n_src = next(iter(classes.values()))
     for i, t in enumerate(group.target_tasks):
-        c = num_classes(cfg.task(t), cfg.data)
+        c = num_classes(cfg.task_spec(t), cfg.data)
         if c != n_src and group.output_rule == "error":
             problems.append(f"{where}.targets.{i}: target {short_repr(t)} has {c} classes but the sources have "
                             f"{n_src}; set output_rule to 'dense' or 'columns' to say how its output layer is masked")

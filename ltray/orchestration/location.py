@@ -62,7 +62,7 @@ def check_data_root(sweep, env=None, cwd: str | None = None) -> None:
     if Path(sweep.data_root).expanduser().is_absolute() or not in_job_copy(cwd, env):
         return
     tasks = set(sweep.grid.tasks) | {t for g in sweep.consensus for t in g.target_tasks}
-    files = sorted(t for t in tasks if not get_dataset(sweep.task(t).dataset).bundled)
+    files = sorted(t for t in tasks if not get_dataset(sweep.task_spec(t).dataset).bundled)
     if files:
         raise ConfigError(f"data_root: {str(sweep.data_root)!r} is a relative path, and this Ray job runs in Ray's "
                           f"temporary copy of the working dir ({cwd}), where datasets ({', '.join(files[:3])}) "

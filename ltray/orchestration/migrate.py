@@ -1,4 +1,5 @@
-"""Migrating an experiment folder of format 1 (ltray 0.1.0) to format 2, in place, on --resume.
+"""Migrating an older experiment folder to this format, in place, on --resume: format 1 (ltray
+0.1.0) to 2, then 2 to 3.
 
 Format 2 renamed every trial (ids hash only non-default settings) and moved the consensus
 actor's journal from one appended file to records (ltray.experiment.layout). The migration maps
@@ -7,6 +8,9 @@ technique and seed; follow-ups by everything in their id but the hash), renames 
 and file folders, rewrites the ids and paths inside their files and the journal, and writes the
 new plan.json and, last, experiment.json. Each step can be repeated, so a migration interrupted
 by a crash is finished by the next --resume. Tables are rebuilt by the run that follows.
+
+Format 3 renamed the task column: each trial's results.json rows say `task` where they said
+`dataset`, and plan.json names a group's id `group_id`. The rounds table is rebuilt by the run.
 """
 
 from __future__ import annotations
@@ -20,21 +24,48 @@ from ltray.experiment.folder import folder_format, read_json, write_json
 from ltray.experiment.ids import SEPARATOR
 from ltray.experiment.journal import Journal
 from ltray.experiment.plan_file import read_plan_file, write_plan_file
-from ltray.storage import LocalStorage, Storage
+from ltray.experiment.records import TrialRecord
+from ltray.storage import LocalStorage, Storage, StorageError
 from ltray.orchestration.plan import Plan, group_followups
 
-FROM_VERSION = 1
+MIGRATES = (1, 2)  # the formats this version brings to layout.FORMAT_VERSION
 
 
 def migrate(storage: Storage, plan: Plan) -> list[str]:
-    """Bring a format-1 folder to this format; return notes. ExperimentError when it cannot be."""
+    """Bring a folder of an older format to this format; return notes. ExperimentError when it cannot be."""
     version = folder_format(storage)
-    if version != FROM_VERSION:
+    if version not in MIGRATES:
         raise ExperimentError(f"{storage.describe(layout.MARKER)}: folder format {version} cannot be migrated "
-                              f"(this ltray migrates format {FROM_VERSION} to {layout.FORMAT_VERSION})")
+                              f"(this ltray migrates formats {', '.join(map(str, MIGRATES))} to "
+                              f"{layout.FORMAT_VERSION})")
+    notes = _from_1(storage, plan) if version == 1 else []
+    _from_2(storage, plan)
+    marker = read_json(storage, layout.MARKER)
+    write_json(storage, layout.MARKER, {**marker, "format": layout.FORMAT_VERSION, "migrated_from": version})
+    return notes + [f"migrated the experiment folder from format {version} to {layout.FORMAT_VERSION}"]
+
+
+def _from_2(storage: Storage, plan: Plan) -> None:
+    """Format 2 -> 3: rows name the task `task`; plan.json names a group's id `group_id`."""
+    for trial_id in storage.list_dir(layout.TRIALS):
+        record = TrialRecord(storage, trial_id)
+        try:
+            raw = json.loads(storage.read_text(layout.trial_file(trial_id, layout.TRIAL_RESULTS)))
+            rows = record.rows()
+        except (StorageError, ExperimentError, ValueError, RecursionError):
+            continue  # absent or damaged: the resume's verification deals with it
+        if any("dataset" in row for row in raw.get("rounds", [])):
+            record.write_rows(rows)
+    for name in (layout.csv("rounds"), layout.parquet("rounds")):
+        storage.delete(name)  # rebuilt from the trials' rows by the run that follows
+    write_plan_file(storage, plan.to_file())
+
+
+def _from_1(storage: Storage, plan: Plan) -> list[str]:
+    """Format 1 -> 2 (local folders only: format 1 had no object storage)."""
     if not isinstance(storage, LocalStorage):
-        raise ExperimentError(f"{storage.uri}: a format {FROM_VERSION} folder is local (that format had no "
-                              "object storage); migrate it where it was written")
+        raise ExperimentError(f"{storage.uri}: a format 1 folder is local (that format had no object storage); "
+                              "migrate it where it was written")
     old_plan = read_plan_file(storage)
     ids = _id_map(storage, old_plan, plan)
     for old, new in ids.items():
@@ -48,16 +79,12 @@ def migrate(storage: Storage, plan: Plan) -> list[str]:
     for schema in ("rounds", "similarity"):
         for name in (layout.csv(schema), layout.parquet(schema)):
             storage.delete(name)
-    write_plan_file(storage, plan.to_file())
-    marker = read_json(storage, layout.MARKER)
-    write_json(storage, layout.MARKER, {**marker, "format": layout.FORMAT_VERSION, "migrated_from": FROM_VERSION})
-    return [f"migrated the experiment folder from format {FROM_VERSION} to {layout.FORMAT_VERSION}: "
-            f"{len(ids)} trials renamed to this version's stable ids"]
+    return [f"{len(ids)} trials renamed to this version's stable ids (format 2)"]
 
 
 def _id_map(storage: Storage, old_plan, plan: Plan) -> dict[str, str]:
     """Old trial id -> new trial id, for every trajectory of the plan and every follow-up on disk."""
-    by_key = {(t.labels["dataset"], t.labels["arch"], t.labels["technique"], t.labels["seed"]): t.trial_id
+    by_key = {(t.labels.task, t.labels.arch, t.labels.technique, t.labels.seed): t.trial_id
               for t in plan.trajectories}
     ids = {}
     for t in old_plan.trajectories:
@@ -82,7 +109,7 @@ def _followup_ids(plan: Plan) -> dict[str, str]:
     out = {}
     for g in plan.groups:
         for r in range(g.source_rounds_total):
-            only_r = {tid: {r: 0.5} for tid in g.sources.values()}
+            only_r = {tid: {r: 0.5} for tid in g.source_trials.values()}
             for spec in group_followups(plan.sweep, g, {k: 0.5 for k in g.thresholds}, only_r):
                 out.setdefault(spec.trial_id.rsplit(SEPARATOR, 1)[0], spec.trial_id)
     return out

@@ -8,85 +8,28 @@ one again.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltray.config import TicketConfig, TrajectoryConfig
 from ltray.consensus import closest_round
 from ltray.experiment import layout
 from ltray.experiment.ids import GroupId, bespoke_trial_id, ticket_trial_id
+from ltray.experiment.labels import TrialKind, TrialLabels
 from ltray.experiment.plan_file import PlanFile, PlannedGroup, PlannedTrajectory
 from ltray.orchestration.spec import ConsensusGroup, Resources, SweepConfig
-
-KINDS = ("bespoke", "pret_a_porter", "random", "transfer")
 
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One Tune trial: what to run, its labels in the result tables, and its resources."""
+    """One trial: what to run, its labels in the result tables, and its resources. The Ray shell
+    carries it through Tune (`ltray.sweep.tune_io`)."""
 
     trial_id: str
-    kind: str
+    kind: TrialKind
     config: TrajectoryConfig | TicketConfig
-    labels: dict
+    labels: TrialLabels
     resources: Resources
-
-    def to_tune(self) -> dict:
-        """The JSON-able dict Tune carries as the trial's config."""
-        return {
-            "trial_id": self.trial_id,
-            "kind": self.kind,
-            "config": self.config.model_dump(mode="json"),
-            "labels": dict(self.labels),
-            "resources": self.resources.model_dump(),
-        }
-
-    @classmethod
-    def from_tune(cls, d: dict) -> "TrialSpec":
-        model = TrajectoryConfig if d["kind"] == "bespoke" else TicketConfig
-        return cls(
-            trial_id=d["trial_id"],
-            kind=d["kind"],
-            config=model.model_validate(d["config"]),
-            labels=dict(d["labels"]),
-            resources=Resources.model_validate(d["resources"]),
-        )
-
-
-@dataclass(frozen=True)
-class GroupInstance:
-    """A consensus group for one architecture, seed and source round."""
-
-    group_id: str
-    name: str
-    arch: str
-    seed: int
-    technique: str
-    source_round: int
-    sources: dict[str, str]  # task -> bespoke trial_id
-    thresholds: tuple[int, ...]  # resolved vote counts k (k of N)
-    loo_thresholds: tuple[int, ...]  # k of N - 1 for leave-one-out tickets ('all' -> N - 1)
-    targets: tuple[str, ...]
-    random_baseline: bool
-    bespoke_baseline: bool
-    leave_one_out: bool
-    output_rule: str
-    source_rounds_total: int = 0  # rounds of each source trajectory
-
-    def consensus_path(self, k: int) -> str:
-        return layout.consensus_mask(self.group_id, k)
-
-    def loo_path(self, k: int, task: str) -> str:
-        return layout.leave_one_out_mask(self.group_id, k, task)
-
-    def random_path(self, k: int) -> str:
-        return layout.random_mask(self.group_id, k)
-
-    def max_followups(self) -> int:
-        per_k = len(self.targets) * (1 + self.random_baseline)
-        per_k += len(self.sources) * len(self.targets) * self.bespoke_baseline
-        loo = sum(t in self.sources for t in self.targets) * len(self.loo_thresholds) * self.leave_one_out
-        return per_k * len(self.thresholds) + loo
 
 
 @dataclass
@@ -95,7 +38,7 @@ class Plan:
 
     sweep: SweepConfig
     trajectories: list[TrialSpec]
-    groups: list[GroupInstance]
+    groups: list[PlannedGroup]
     by_id: dict[str, TrialSpec] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -107,13 +50,10 @@ class Plan:
     def to_file(self) -> PlanFile:
         """The plan as plan.json records it."""
         return PlanFile(
-            trajectories=[PlannedTrajectory(trial_id=t.trial_id, task=t.labels["dataset"], arch=t.labels["arch"],
-                                            technique=t.labels["technique"], seed=t.labels["seed"],
+            trajectories=[PlannedTrajectory(trial_id=t.trial_id, task=t.labels.task, arch=t.labels.arch,
+                                            technique=t.labels.technique, seed=t.labels.seed,
                                             rounds=t.config.rounds) for t in self.trajectories],
-            groups=[PlannedGroup(group=g.group_id, **{k: v for k, v in asdict(g).items() if k not in
-                                                        ("group_id", "sources")},
-                                 sources=list(g.sources), source_trials=g.sources, n_followups=g.max_followups())
-                    for g in self.groups],
+            groups=list(self.groups),
             n_followups_max=self.max_followups(),
         )
 
@@ -126,8 +66,7 @@ def build_plan(sweep: SweepConfig) -> Plan:
         for technique in sweep.grid.techniques
         for task in sweep.grid.tasks
     ]
-    index = {(t.labels["dataset"], t.labels["arch"], t.labels["technique"], t.labels["seed"]): t.trial_id
-             for t in trajectories}
+    index = {(t.labels.task, t.labels.arch, t.labels.technique, t.labels.seed): t.trial_id for t in trajectories}
     groups = [
         group_instance(sweep, g, arch, seed, r, index)
         for g in sweep.consensus
@@ -138,29 +77,29 @@ def build_plan(sweep: SweepConfig) -> Plan:
     return Plan(sweep, _sources_first(trajectories, groups), groups)
 
 
-def _sources_first(trajectories: list[TrialSpec], groups: list[GroupInstance]) -> list[TrialSpec]:
+def _sources_first(trajectories: list[TrialSpec], groups: list[PlannedGroup]) -> list[TrialSpec]:
     """Consensus sources run first, so follow-ups can start while the rest of the grid runs."""
-    sources = {tid for g in groups for tid in g.sources.values()}
+    sources = {tid for g in groups for tid in g.source_trials.values()}
     return sorted(trajectories, key=lambda t: t.trial_id not in sources)
 
 
 def bespoke_trial(sweep: SweepConfig, task: str, arch: str, technique: str, seed: int) -> TrialSpec:
     cfg = TrajectoryConfig(
-        task_name=task, task=sweep.task(task), arch=arch, seed=seed, rounds=sweep.rounds, technique=technique,
+        task=task, task_spec=sweep.task_spec(task), arch=arch, seed=seed, rounds=sweep.rounds, technique=technique,
         prune=sweep.prune, train=sweep.train, data=sweep.data_for(arch),
     )
-    labels = {"dataset": task, "arch": arch, "technique": technique, "seed": seed}
-    return TrialSpec(bespoke_trial_id(task, arch, technique, seed, cfg), "bespoke", cfg, labels,
+    labels = TrialLabels(task=task, arch=arch, technique=technique, seed=seed)
+    return TrialSpec(bespoke_trial_id(task, arch, technique, seed, cfg), TrialKind.BESPOKE, cfg, labels,
                      sweep.resources_for(arch))
 
 
-def group_instance(sweep: SweepConfig, g: ConsensusGroup, arch: str, seed: int, r: int, index) -> GroupInstance:
+def group_instance(sweep: SweepConfig, g: ConsensusGroup, arch: str, seed: int, r: int, index) -> PlannedGroup:
     n = len(g.sources)
     resolve = lambda k, m: m if k == "all" else k  # noqa: E731
-    return GroupInstance(
+    return PlannedGroup(
         group_id=str(GroupId(g.name, arch, seed, g.technique, r)),
         name=g.name, arch=arch, seed=seed, technique=g.technique, source_round=r,
-        sources={s: index[(s, arch, g.technique, seed)] for s in g.sources},
+        source_trials={s: index[(s, arch, g.technique, seed)] for s in g.sources},
         thresholds=tuple(dict.fromkeys(resolve(k, n) for k in g.thresholds)),
         loo_thresholds=tuple(dict.fromkeys(resolve(k, n - 1) for k in g.thresholds)) if g.leave_one_out else (),
         targets=tuple(g.target_tasks), random_baseline=g.baselines.random, bespoke_baseline=g.baselines.bespoke,
@@ -168,24 +107,23 @@ def group_instance(sweep: SweepConfig, g: ConsensusGroup, arch: str, seed: int, 
     )
 
 
-def ticket_trial(sweep: SweepConfig, group: GroupInstance, kind: str, target: str, mask_path: str,
+def ticket_trial(sweep: SweepConfig, group: PlannedGroup, kind: TrialKind, target: str, mask_path: str,
                  k: int, source: str = "", source_round: int | None = None, loo: bool = False) -> TrialSpec:
     cfg = TicketConfig(
-        task_name=target, task=sweep.task(target), arch=group.arch, seed=group.seed, train=sweep.train,
+        task=target, task_spec=sweep.task_spec(target), arch=group.arch, seed=group.seed, train=sweep.train,
         data=sweep.data_for(group.arch), mask_path=Path(mask_path), output_rule=group.output_rule,
     )
     trial_id = ticket_trial_id(kind, group.group_id, k, target, cfg, source=source, source_round=source_round,
                                leave_one_out=loo)
-    labels = {
-        "dataset": target, "arch": group.arch, "technique": group.technique, "seed": group.seed,
-        "group": group.group_id, "threshold": k, "source": source,
-        "source_round": group.source_round if source_round is None else source_round,
-        "held_out": target not in group.sources, "leave_one_out": loo,
-    }
+    labels = TrialLabels(
+        task=target, arch=group.arch, technique=group.technique, seed=group.seed, group=group.group_id,
+        threshold=k, source=source, source_round=group.source_round if source_round is None else source_round,
+        held_out=target not in group.source_trials, leave_one_out=loo,
+    )
     return TrialSpec(trial_id, kind, cfg, labels, sweep.resources_for(group.arch))
 
 
-def group_followups(sweep: SweepConfig, group: GroupInstance, consensus_sparsity: dict[int, float],
+def group_followups(sweep: SweepConfig, group: PlannedGroup, consensus_sparsity: dict[int, float],
                     source_rounds: dict[str, dict[int, float]]) -> list[TrialSpec]:
     """The follow-up trials of a complete group that can start now.
 
@@ -197,12 +135,12 @@ def group_followups(sweep: SweepConfig, group: GroupInstance, consensus_sparsity
     out = []
     for k in group.thresholds:
         for t in group.targets:
-            out.append(ticket_trial(sweep, group, "pret_a_porter", t, group.consensus_path(k), k))
+            out.append(ticket_trial(sweep, group, TrialKind.PRET_A_PORTER, t, group.consensus_path(k), k))
             if group.random_baseline:
-                out.append(ticket_trial(sweep, group, "random", t, group.random_path(k), k))
+                out.append(ticket_trial(sweep, group, TrialKind.RANDOM, t, group.random_path(k), k))
         if group.bespoke_baseline:
             target_s = consensus_sparsity[k]
-            for source, tid in group.sources.items():
+            for source, tid in group.source_trials.items():
                 rounds = source_rounds.get(tid, {})
                 finished = (group.source_rounds_total - 1) in rounds
                 if not rounds or (max(rounds.values()) < target_s and not finished):
@@ -210,11 +148,12 @@ def group_followups(sweep: SweepConfig, group: GroupInstance, consensus_sparsity
                 r = closest_round(rounds, target_s)
                 path = layout.trajectory_mask(tid, r)
                 for t in group.targets:
-                    out.append(ticket_trial(sweep, group, "transfer", t, path, k, source=source, source_round=r))
+                    out.append(ticket_trial(sweep, group, TrialKind.TRANSFER, t, path, k, source=source,
+                                                source_round=r))
     for k in group.loo_thresholds:
         for t in group.targets:
-            if t in group.sources:
-                out.append(ticket_trial(sweep, group, "pret_a_porter", t, group.loo_path(k, t), k,
+            if t in group.source_trials:
+                out.append(ticket_trial(sweep, group, TrialKind.PRET_A_PORTER, t, group.loo_path(k, t), k,
                                         source=t, loo=True))
     return out
 
@@ -233,10 +172,10 @@ def estimate_device_hours(plan: Plan) -> float:
     keep = 1 - sweep.data.val_fraction
     seconds = 0.0
     for t in plan.trajectories:
-        n = TRAIN_SIZES.get(sweep.task(t.labels["dataset"]).dataset, 50_000) * keep
+        n = TRAIN_SIZES.get(sweep.task_spec(t.labels.task).dataset, 50_000) * keep
         if sweep.data.max_train_samples:
             n = min(n, sweep.data.max_train_samples)
-        rate = REFERENCE_SAMPLES_PER_S.get(t.labels["arch"], 1_000) * _size_factor(sweep, t.labels["arch"])
+        rate = REFERENCE_SAMPLES_PER_S.get(t.labels.arch, 1_000) * _size_factor(sweep, t.labels.arch)
         seconds += n * sweep.train.epochs * sweep.rounds / rate
     per_round = seconds / max(1, len(plan.trajectories) * sweep.rounds)
     seconds += plan.max_followups() * per_round

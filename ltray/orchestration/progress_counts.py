@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from ltray.experiment.labels import TrialKind
 from ltray.formatting import fmt_duration
 
 
@@ -13,7 +14,7 @@ class ProgressCounts:
     def __init__(self, plan, clock=time.monotonic):
         self.clock = clock
         self.rounds_of = {t.trial_id: t.config.rounds for t in plan.trajectories}
-        self.arch_of = {t.trial_id: t.labels["arch"] for t in plan.trajectories}
+        self.arch_of = {t.trial_id: t.labels.arch for t in plan.trajectories}
         self.rounds_total = sum(self.rounds_of.values())
         self.followups_total = plan.max_followups()
         self.rounds_done: set[tuple[str, int]] = set()
@@ -31,7 +32,7 @@ class ProgressCounts:
         trial, kind = row.get("trial_id"), row.get("kind")
         if row.get("device"):
             self.device_of[trial] = str(row["device"])
-        if kind == "bespoke":
+        if kind == TrialKind.BESPOKE:
             key = (trial, int(row["round"]))
             if key in self.rounds_done:
                 return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ltray.experiment.labels import TrialLabels
 from ltray.experiment.schemas import ALL_LAYERS, SIMILARITY
 from ltray.masks.packed import PackedMask, shared_layer_jaccard
 
@@ -17,8 +18,8 @@ Pair = tuple[str, str, int, tuple[str, ...], list[float]]  # (trial, partner, ro
 
 
 class SimilarityIndex:
-    def __init__(self, labels: dict[str, dict], order: dict[str, int]):
-        self.labels = labels  # trial id -> {"dataset", "arch", "technique", "seed"}
+    def __init__(self, labels: dict[str, TrialLabels], order: dict[str, int]):
+        self.labels = labels  # trial id -> its labels (task, arch, technique, seed)
         self.order = order  # trial id -> position in the plan: partners are compared in plan order
         self.by_bucket: dict[tuple, list[str]] = defaultdict(list)  # (arch, seed, round) -> trials seen
         self.pairs: list[Pair] = []
@@ -28,9 +29,9 @@ class SimilarityIndex:
     def partners(self, trial_id: str, round_: int) -> list[str]:
         """Earlier masks this one is compared with, in plan order."""
         me = self.labels[trial_id]
-        seen = sorted(self.by_bucket.get((me["arch"], me["seed"], round_), ()), key=self.order.__getitem__)
-        return [o for o in seen if o != trial_id and (self.labels[o]["dataset"] == me["dataset"]
-                                                      or self.labels[o]["technique"] == me["technique"])]
+        seen = sorted(self.by_bucket.get((me.arch, me.seed, round_), ()), key=self.order.__getitem__)
+        return [o for o in seen if o != trial_id and (self.labels[o].task == me.task
+                                                      or self.labels[o].technique == me.technique)]
 
     def compare(self, trial_id: str, round_: int, mask: PackedMask, load) -> list[Pair]:
         """Distances of a new mask to its partners (`load(trial, round)` gives a partner's mask)."""
@@ -48,7 +49,7 @@ class SimilarityIndex:
     def register(self, trial_id: str, round_: int, pairs: list[Pair]) -> None:
         """The mask is in: later masks compare with it; its pairs are added (duplicates dropped)."""
         lab = self.labels[trial_id]
-        bucket = self.by_bucket[(lab["arch"], lab["seed"], round_)]
+        bucket = self.by_bucket[(lab.arch, lab.seed, round_)]
         if trial_id not in bucket:
             bucket.append(trial_id)
         for pair in pairs:
@@ -66,9 +67,9 @@ class SimilarityIndex:
         cols: dict[str, list] = {c: [] for c in SIMILARITY.names}
         for trial_a, trial_b, round_, layers, dists in self.pairs:
             a, b, n = self.labels[trial_a], self.labels[trial_b], len(layers)
-            for col, value in (("arch", a["arch"]), ("seed", a["seed"]), ("round", round_),
-                               ("task_a", a["dataset"]), ("technique_a", a["technique"]), ("trial_a", trial_a),
-                               ("task_b", b["dataset"]), ("technique_b", b["technique"]), ("trial_b", trial_b)):
+            for col, value in (("arch", a.arch), ("seed", a.seed), ("round", round_),
+                               ("task_a", a.task), ("technique_a", a.technique), ("trial_a", trial_a),
+                               ("task_b", b.task), ("technique_b", b.technique), ("trial_b", trial_b)):
                 cols[col].extend([value] * n)
             cols["layer"].extend(layers)
             cols["jaccard_distance"].extend(dists)

@@ -157,7 +157,8 @@ class SweepConfig(Frozen):
             raise ValueError(f"consensus group names must be unique: {', '.join(dupes)}")
         return v
 
-    def task(self, name: str) -> TaskSpec:
+    def task_spec(self, name: str) -> TaskSpec:
+        """A task's dataset and views (a dataset name alone is a task of its own)."""
         return self.tasks.get(name) or TaskSpec(dataset=name)
 
     def data_for(self, arch: str) -> DataConfig:

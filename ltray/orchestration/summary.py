@@ -10,7 +10,7 @@ from ltray.experiment.ids import GroupId
 from ltray.experiment.schemas import ROUNDS
 from ltray.storage import Storage
 from ltray.experiment.tables import read_table
-from ltray.experiment.tickets import FOLLOWUP_KINDS, TICKET_KINDS, ticket_kind
+from ltray.experiment.tickets import FOLLOWUP_KINDS, PRET, TICKET_KINDS, ticket_kind
 
 
 def summary_table(rounds: pd.DataFrame) -> pd.DataFrame:
@@ -26,15 +26,15 @@ def summary_table(rounds: pd.DataFrame) -> pd.DataFrame:
     f["name"] = [GroupId.parse(g).name for g in f["group"]]
     f["leave_one_out"] = f["leave_one_out"].fillna(False).astype(bool)
     f["held_out"] = f["held_out"].fillna(False).astype(bool)
-    f["column"] = [ticket_kind(k, s, d, loo) for k, s, d, loo in zip(f["kind"], f["source"], f["dataset"],
+    f["column"] = [ticket_kind(k, s, d, loo) for k, s, d, loo in zip(f["kind"], f["source"], f["task"],
                                                                       f["leave_one_out"])]
-    keys = ["arch", "name", "threshold", "dataset", "held_out"]
+    keys = ["arch", "name", "threshold", "task", "held_out"]
     acc = f.pivot_table(index=keys, columns="column", values="test_acc", aggfunc="mean")
-    spars = f[f["column"].eq("pret_a_porter")].groupby(keys)["sparsity"].mean()
+    spars = f[f["column"].eq(PRET)].groupby(keys)["sparsity"].mean()
     table = acc.join(spars.rename("sparsity")).reset_index()
     table["threshold"] = table["threshold"].astype(int)
     order = keys + ["sparsity"] + [c for c in TICKET_KINDS if c in table.columns]
-    return table[order].rename(columns={"dataset": "target"})
+    return table[order].rename(columns={"task": "target"})
 
 
 def write_summary(storage: Storage) -> str:

@@ -11,6 +11,7 @@ import torch
 
 from ltray.config import TicketConfig, TrajectoryConfig
 from ltray.errors import ExperimentError
+from ltray.experiment.labels import TrialKind
 from ltray.experiment.records import TrialRecord, make_row, read_mask
 from ltray.orchestration.plan import TrialSpec
 from ltray.training import TrajectoryState, run_trajectory, train_ticket
@@ -32,7 +33,7 @@ def run_trial_work(spec: TrialSpec, record: TrialRecord, *, device: torch.device
     common = dict(root=root, download=download, device=device)
     row_of = lambda result: make_row(spec.trial_id, spec.kind, spec.labels,  # noqa: E731
                                      {**result.as_dict(), "device": describe_device(device)})
-    if spec.kind == "bespoke":
+    if spec.kind is TrialKind.BESPOKE:
         _trajectory(spec.config, record, rows, row_of, report, common)
     elif not rows or not record.storage.exists(rows[0]["mask_path"]):
         _ticket(spec.config, record, row_of, report, common)

@@ -8,8 +8,8 @@ import ray
 from ltray.experiment.ids import digest
 from ltray.storage import open_storage
 from ltray.sweep import metrics
-from ltray.orchestration.aggregator import ConsensusAggregator
-from ltray.orchestration.plan import build_plan
+from ltray.orchestration.aggregator import ConsensusAggregator, ConsensusStatus
+from ltray.orchestration.plan import TrialSpec, build_plan
 from ltray.orchestration.spec import SweepConfig
 
 NAMESPACE = "ltray"
@@ -29,7 +29,7 @@ class ConsensusActor:
         completed = self.agg.add_mask(trial_id, round_, mask_path)
         if len(self.agg.paths) > before:
             labels = self.agg.labels[trial_id]
-            metrics.record_mask(self.experiment, labels["arch"], labels["technique"])
+            metrics.record_mask(self.experiment, labels.arch, labels.technique)
         if completed:
             self._publish()
         self.agg.maybe_flush(self.flush_interval_s)  # throttled by the size of the table too
@@ -38,10 +38,10 @@ class ConsensusActor:
     def add_masks(self, items: list[tuple[str, int, str]]) -> list[str]:
         return [g for item in items for g in self.add_mask(*item)]
 
-    def ready_followups(self) -> list[dict]:
+    def ready_followups(self) -> list[TrialSpec]:
         return self.agg.ready_followups()
 
-    def status(self) -> dict:
+    def status(self) -> ConsensusStatus:
         self._publish()  # gauges expire when not set for ~20 s: the driver polls status often
         return self.agg.status()
 
@@ -53,7 +53,7 @@ class ConsensusActor:
 
     def _publish(self) -> None:
         s = self.agg.status()
-        metrics.record_consensus(self.experiment, s["groups_complete"], s["consensus_sparsity"])
+        metrics.record_consensus(self.experiment, s.groups_complete, s.consensus_sparsity)
 
 
 def actor_name(exp_uri: str) -> str:

@@ -13,7 +13,9 @@ from collections import Counter
 from ltray.sweep import metrics
 from ltray.orchestration.console import Console
 from ltray.formatting import fmt_duration
+from ltray.orchestration.aggregator import ConsensusStatus
 from ltray.sweep.ray_compat import dashboard_url
+from ltray.sweep.tune_io import asks_for_gpu, group_of, is_followup, ltray_trial_id
 from ltray.orchestration.progress_counts import ProgressCounts
 
 __all__ = ["Reporter"]
@@ -35,8 +37,8 @@ class Reporter:
         self.groups_launched: set[str] = set()
         self.running_ids: list[str] = []
         self.devices: Counter = Counter()
-        self.searcher = None
-        self.lease = None  # the driver's lease: its heartbeat carries these counts for ltray.status
+        self.searcher = None  # the run's searcher and lease, from start(): the gauges and heartbeat they carry
+        self.lease = None
         self._actor, self._ref = None, None
         self._last_line = self._last_poll = clock()
 
@@ -45,8 +47,11 @@ class Reporter:
         for note in notes:
             self._print(f"note: {note}")
 
-    def start(self, done: set[str]) -> None:
-        """Called once Ray is up and the finished work is known (a resumed sweep starts part done)."""
+    def start(self, done: set[str], lease=None, searcher=None) -> None:
+        """Called once Ray is up and the finished work is known (a resumed sweep starts part done).
+        The lease's heartbeat carries the counts to `ltray status`; the searcher re-sets its gauges
+        on the reporter's timer."""
+        self.lease, self.searcher = lease, searcher
         import ray
 
         from ltray.experiment.records import all_rows
@@ -66,10 +71,7 @@ class Reporter:
         self.console.open_bar(c.total, c.done)
         self._tick(force=True)
 
-    def attach(self, searcher) -> None:
-        self.searcher = searcher
-
-    def finish(self, status: dict) -> None:
+    def finish(self, status: ConsensusStatus) -> None:
         """The run is over: announce the groups the last poll missed (a fast end outruns it),
         then one last line with the totals reached."""
         self.counts.running = self.counts.pending = 0
@@ -83,16 +85,16 @@ class Reporter:
         self.console.close()
 
     # ---- events (from the Tune callback, on the driver's loop) ----------------------------
-    def event(self, kind: str, config: dict | None, detail) -> None:
+    def event(self, kind: str, trial_id: str | None, detail) -> None:
         if kind == "round":
             if self.counts.count(detail, new=True):
                 self.console.advance()
         elif kind == "failed":
             self.counts.failed += 1
-            self._event(f"trial {config['trial_id']} gave up after its retries: {detail}")
+            self._event(f"trial {trial_id} gave up after its retries: {detail}", even_quiet=True)
         elif kind == "retried":
             self.counts.retried += 1
-            self._event(f"trial {config['trial_id']} failed and is retried: {detail}")
+            self._event(f"trial {trial_id} failed and is retried: {detail}")
         elif kind == "step":
             self._step(detail)
         self._tick()
@@ -100,11 +102,10 @@ class Reporter:
     def _step(self, trials) -> None:
         running = [t for t in trials if t.status == "RUNNING"]
         self.counts.running, self.counts.pending = len(running), sum(t.status == "PENDING" for t in trials)
-        self.running_ids = [t.config.get("trial_id", "") for t in running]
-        for cfg in [t.config for t in trials if t.config.get("kind") not in (None, "bespoke")
-                    and t.config.get("trial_id") not in self.launched]:
-            self.launched.add(cfg["trial_id"])
-            group = cfg.get("labels", {}).get("group", "")
+        self.running_ids = [ltray_trial_id(t.config) or "" for t in running]
+        for cfg in [t.config for t in trials if is_followup(t.config) and ltray_trial_id(t.config) not in self.launched]:
+            self.launched.add(ltray_trial_id(cfg))
+            group = group_of(cfg)
             if group not in self.groups_launched:  # one line per group; the rest show in the counts
                 self.groups_launched.add(group)
                 self._last_poll = float("-inf")  # ask the actor now: its group-complete line comes next
@@ -113,10 +114,10 @@ class Reporter:
 
     def _device(self, trial) -> str:
         """'gpu' or 'cpu': what a running trial's rows say it trains on, else what it holds."""
-        seen = self.counts.device_of.get(trial.config.get("trial_id"))
+        seen = self.counts.device_of.get(ltray_trial_id(trial.config))
         if seen:
             return "gpu" if seen.startswith("cuda") else "cpu"
-        return "gpu" if trial.config.get("resources", {}).get("gpu") else "cpu"
+        return "gpu" if asks_for_gpu(trial.config) else "cpu"
 
     # ---- the consensus actor and the gauges ------------------------------------------------
     def _poll(self) -> None:
@@ -147,8 +148,8 @@ class Reporter:
                                         "followups_done": len(c.followups_done), "running": self.running_ids,
                                         "failed": c.failed}
 
-    def _groups(self, status: dict) -> None:
-        for group, sparsity in sorted(status.get("consensus_sparsity", {}).items()):
+    def _groups(self, status: ConsensusStatus) -> None:
+        for group, sparsity in sorted(status.consensus_sparsity.items()):
             if group not in self.groups_seen:
                 self.groups_seen.add(group)
                 self._event(f"consensus group {group} complete: consensus sparsity {sparsity:.1%}")
@@ -163,8 +164,9 @@ class Reporter:
             self._last_line = now
             self.console.show(self.counts.line())
 
-    def _event(self, text: str) -> None:
-        if self.console.quiet and "gave up" not in text:
+    def _event(self, text: str, even_quiet: bool = False) -> None:
+        """An event line; with -q only failures that end a trial are shown."""
+        if self.console.quiet and not even_quiet:
             return
         self._print(f"{self.counts.line()}\n  {text}")
         self._last_line = self.clock()

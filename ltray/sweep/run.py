@@ -22,10 +22,11 @@ from ltray.errors import ExperimentError
 from ltray.experiment import layout
 from ltray.experiment.ids import digest
 from ltray.experiment.folder import record_devices
+from ltray.experiment.labels import TrialKind
 from ltray.experiment.lease import FAILED, FINISHED, INTERRUPTED, Lease
 from ltray.experiment.records import all_rows, scan_trials
 from ltray.storage import ObjectStorage, Storage
-from ltray.experiment.tables import RoundsTable
+from ltray.experiment.tables import RoundsTable, device_counts
 from ltray.sweep.actor import NAMESPACE, start_actor
 from ltray.sweep.callback import ResultsCallback
 from ltray.orchestration.plan import Plan
@@ -34,6 +35,7 @@ from ltray.sweep.searcher import SweepSearcher
 from ltray.orchestration.summary import write_summary
 from ltray.sweep.trackers import tracker_callbacks
 from ltray.sweep.trainable import run_trial
+from ltray.sweep.tune_io import RunSettings, bundle, ltray_trial_id
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,8 +56,6 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
     """Run (or resume) the whole experiment in the opened folder `storage`."""
     lease = Lease(storage)
     lease.acquire(take_over=take_over)
-    if reporter is not None:
-        reporter.lease = lease
     main_thread = threading.main_thread().ident
     lease.start_heartbeat(on_lost=lambda: signal.pthread_kill(main_thread, signal.SIGINT))
     state, actor, session = FAILED, None, None
@@ -67,18 +67,22 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
         actor = start_actor(storage.uri, plan.sweep)
         table = RoundsTable(storage)
         done = _resync(storage, actor, table)
+        sweep = plan.sweep
+        settings = RunSettings(experiment_uri=storage.uri, experiment=sweep.name, download=sweep.download,
+                               data_root=str(sweep.data_root.expanduser().resolve()))
+        searcher = SweepSearcher(settings, plan.trajectories, done)
         if reporter is not None:
-            reporter.start(done)
-        _fit(plan, storage, actor, table, done, verbose, reporter)
+            reporter.start(done, lease=lease, searcher=searcher)
+        _fit(plan, storage, searcher, table, verbose, reporter)
         status = ray.get(actor.status.remote())
         if reporter is not None:
             reporter.finish(status)
         ray.get(actor.flush.remote())
         table.flush(force=True)
-        record_devices(storage, _devices(table))
+        record_devices(storage, device_counts(row.get("device") for row in table.rows.values()))
         write_summary(storage)
         state = FINISHED
-        return RunResult(problems=status["problems"])
+        return RunResult(problems=status.problems)
     except KeyboardInterrupt:
         state = INTERRUPTED
         raise
@@ -98,16 +102,10 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str], verbose: int, reporter) -> None:
+def _fit(plan: Plan, storage: Storage, searcher: SweepSearcher, table: RoundsTable, verbose: int, reporter) -> None:
     sweep = plan.sweep
-    base = {"exp_uri": storage.uri, "experiment": sweep.name, "download": sweep.download,
-            "data_root": str(sweep.data_root.expanduser().resolve())}
-    searcher = SweepSearcher(storage.uri, [t.to_tune() for t in plan.trajectories], base, done)
     run_name = _run_name(storage)
-    on_event = None
-    if reporter is not None:
-        reporter.attach(searcher)
-        on_event = reporter.event
+    on_event = reporter.event if reporter is not None else None
     tuner = tune.Tuner(
         tune.with_resources(run_trial, _resources),
         tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=sweep.max_concurrent),
@@ -116,14 +114,14 @@ def _fit(plan: Plan, storage: Storage, actor, table: RoundsTable, done: set[str]
         run_config=tune.RunConfig(
             name=run_name, **_tune_storage(storage),
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            callbacks=[ResultsCallback(storage, storage.uri, table, on_event=on_event),
+            callbacks=[ResultsCallback(storage, table, on_event=on_event),
                        *tracker_callbacks(sweep.loggers, storage, sweep.name, run_name)],
             verbose=verbose,
         ),
     )
-    settings = tune_settings(sweep.max_concurrent, legacy_output=reporter is not None and verbose == 0,
+    switches = tune_settings(sweep.max_concurrent, legacy_output=reporter is not None and verbose == 0,
                              tracker_loggers_only=True)
-    with settings, _quiet_tune(reporter is not None):
+    with switches, _quiet_tune(reporter is not None):
         tuner.fit()
 
 
@@ -154,15 +152,11 @@ def _tune_storage(storage: Storage) -> dict:
 
 def trial_name(trial) -> str:
     """Tune's name and folder for a trial: ltray's stable id (Tune's default spells out the config)."""
-    return trial.config.get("trial_id", trial.trial_id)
+    return ltray_trial_id(trial.config) or trial.trial_id
 
 
 def _resources(config: dict):
-    r = config["resources"]
-    bundle = {"CPU": r["cpu"]}
-    if r["gpu"]:
-        bundle["GPU"] = r["gpu"]
-    return tune.PlacementGroupFactory([bundle])
+    return tune.PlacementGroupFactory([bundle(config)])
 
 
 def _resync(storage: Storage, actor, table: RoundsTable) -> set[str]:
@@ -173,21 +167,13 @@ def _resync(storage: Storage, actor, table: RoundsTable) -> set[str]:
     for row in rows:
         table.add(row)
     table.flush(force=True)
-    masks = [(r["trial_id"], int(r["round"]), r["mask_path"]) for r in rows if r["kind"] == "bespoke"]
+    masks = [(r["trial_id"], int(r["round"]), r["mask_path"]) for r in rows if r["kind"] == TrialKind.BESPOKE]
     ray.get(actor.add_masks.remote(masks))
     return {t for t, names in trials.items() if layout.TRIAL_DONE in names}
 
 
-def _devices(table: RoundsTable) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in table.rows.values():
-        device = row.get("device") or "unknown"
-        counts[device] = counts.get(device, 0) + 1
-    return counts
-
-
 def _run_name(storage: Storage) -> str:
-    runs = [n for n in storage.list_dir(layout.TUNE) if n.startswith("run-")]
+    runs = layout.tune_runs(storage.list_dir(layout.TUNE))
     return layout.tune_run(len(runs) + 1, digest(storage.uri)[:6]).rsplit("/", 1)[-1]
 
 

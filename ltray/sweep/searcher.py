@@ -14,20 +14,20 @@ from collections import deque
 import ray
 from ray.tune.search import Searcher
 
+from ltray.orchestration.plan import TrialSpec
 from ltray.sweep import metrics
 from ltray.sweep.actor import get_actor
+from ltray.sweep.tune_io import RunSettings, trial_config
 
 
 class SweepSearcher(Searcher):
-    def __init__(self, exp_uri: str, trajectories: list[dict], base: dict, done: set[str],
+    def __init__(self, settings: RunSettings, trajectories: list[TrialSpec], done: set[str],
                  poll_interval_s: float = 1.0):
         super().__init__(metric=None, mode=None)
-        self.exp_uri = exp_uri
-        self.experiment = base["experiment"]
-        self.base = dict(base)  # exp_uri, experiment, data_root, download: added to every trial's config
-        self.grid = deque(t for t in trajectories if t["trial_id"] not in done)
-        self.grid_open = {t["trial_id"] for t in self.grid}  # not yet terminated
-        self.followups: deque[dict] = deque()
+        self.settings = settings  # where the experiment and the data are: part of every trial's config
+        self.grid = deque(t for t in trajectories if t.trial_id not in done)
+        self.grid_open = {t.trial_id for t in self.grid}  # not yet terminated
+        self.followups: deque[TrialSpec] = deque()
         self.queued: set[str] = set()
         self.emitted: set[str] = set(done)
         self.live: dict[str, str] = {}  # Tune trial id -> ltray trial id
@@ -47,11 +47,11 @@ class SweepSearcher(Searcher):
         self._collect()
         queue = self.followups or self.grid  # follow-ups first: they were waiting on the grid
         if queue:
-            cfg = queue.popleft()
-            self.live[trial_id] = cfg["trial_id"]
-            self.emitted.add(cfg["trial_id"])
+            spec = queue.popleft()
+            self.live[trial_id] = spec.trial_id
+            self.emitted.add(spec.trial_id)
             self.publish()
-            return {**cfg, **self.base}
+            return trial_config(spec, self.settings)
         if not self.grid_open and self._seen_epoch == self._epoch and self._ref is None:
             return Searcher.FINISHED  # the actor has seen every mask the grid will ever send
         self._send_poll()
@@ -73,10 +73,10 @@ class SweepSearcher(Searcher):
         ready, _ = ray.wait([self._ref], timeout=0)
         if not ready:
             return
-        for cfg in ray.get(self._ref):
-            if cfg["trial_id"] not in self.emitted and cfg["trial_id"] not in self.queued:
-                self.followups.append(cfg)
-                self.queued.add(cfg["trial_id"])
+        for spec in ray.get(self._ref):
+            if spec.trial_id not in self.emitted and spec.trial_id not in self.queued:
+                self.followups.append(spec)
+                self.queued.add(spec.trial_id)
         self._seen_epoch = self._ref_epoch
         self._ref = None
 
@@ -86,14 +86,14 @@ class SweepSearcher(Searcher):
         due = time.monotonic() - self._last_poll >= self.poll_interval_s
         if due or self._seen_epoch != self._epoch:
             if self._actor is None:
-                self._actor = get_actor(self.exp_uri)
+                self._actor = get_actor(self.settings.experiment_uri)
             self._ref = self._actor.ready_followups.remote()
             self._ref_epoch = self._epoch
             self._last_poll = time.monotonic()
 
     def publish(self) -> None:
         running = sum(1 for t in self.live.values() if t not in self.grid_open)
-        metrics.record_followups(self.experiment, len(self.followups), running, self.followups_done)
+        metrics.record_followups(self.settings.experiment, len(self.followups), running, self.followups_done)
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: finished trials on disk and the actor's journal are the state."""

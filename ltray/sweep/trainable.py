@@ -2,7 +2,8 @@
 
 Each finished round is recorded in the trial's own files (the source of truth, on the
 experiment's storage) and reported to Tune as scalars; nothing Tune checkpoints is needed to
-resume: a restarted trial continues from its own resume state.
+resume: a restarted trial continues from its own resume state. A failure is recorded in the
+trial's error.json from the exception itself, in one line, before Tune sees it.
 """
 
 from __future__ import annotations
@@ -10,33 +11,40 @@ from __future__ import annotations
 import ray
 from ray import tune
 
+from ltray.errors import one_line
 from ltray.experiment.records import TrialRecord
+from ltray.orchestration.trial_work import run_trial_work
 from ltray.storage import open_storage
 from ltray.sweep import metrics
-from ltray.orchestration.plan import TrialSpec
-from ltray.orchestration.trial_work import run_trial_work
+from ltray.sweep.tune_io import read_trial_config, reported_metrics
 from ltray.training.device import claim_device
 
 
 def run_trial(config: dict) -> None:
-    spec = TrialSpec.from_tune(config)
-    record = TrialRecord(open_storage(config["exp_uri"]), spec.trial_id)
-    device = claim_device(spec.resources.cpu, spec.resources.gpu)
-    experiment = config["experiment"]
+    trial = read_trial_config(config)
+    spec, settings = trial.spec, trial.settings
+    record = TrialRecord(open_storage(settings.experiment_uri), spec.trial_id)
+    try:
+        record.clear_error()  # running again: no longer failed
+        device = claim_device(spec.resources.cpu, spec.resources.gpu)
 
-    def report(row: dict, new: bool) -> None:
-        tune.report(_metrics(row))
-        if new:
-            metrics.record_round(experiment, spec.labels["arch"], spec.labels["technique"], spec.kind,
-                                 float(row["seconds"]))
+        def report(row: dict, new: bool) -> None:
+            tune.report(reported_metrics(row, _where()))
+            if new:
+                metrics.record_round(settings.experiment, spec.labels.arch, spec.labels.technique, spec.kind.value,
+                                     float(row["seconds"]))
 
-    run_trial_work(spec, record, device=device, root=config["data_root"], download=config["download"],
-                   report=report)
+        run_trial_work(spec, record, device=device, root=settings.data_root, download=settings.download,
+                       report=report)
+    except Exception as e:
+        try:
+            record.mark_error(one_line(e))
+        except Exception:  # noqa: BLE001 - the storage failed too: the driver records that the trial died
+            pass
+        raise
 
 
-def _metrics(row: dict) -> dict:
-    """A row as Tune metrics: Tune owns the key 'trial_id' (the callback takes ours from the config).
-    node_id and assigned resources say where the trial runs (node_ip cannot tell apart nodes of one host)."""
+def _where() -> dict:
+    """node_id and assigned resources say where the trial runs (node_ip cannot tell apart nodes of one host)."""
     ctx = ray.get_runtime_context()
-    return {k: v for k, v in row.items() if k != "trial_id"} | {"node_id": ctx.get_node_id(),
-                                                                 "assigned": ctx.get_assigned_resources()}
+    return {"node_id": ctx.get_node_id(), "assigned": ctx.get_assigned_resources()}

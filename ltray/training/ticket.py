@@ -39,13 +39,13 @@ def train_ticket(
     `on_mask(mask, meta) -> path`; `record_path` is the mask path reported in the result
     (defaults to what on_mask returned, `mask_out`, or the source)."""
     device = torch.device(device) if device is not None else default_device()
-    setup = prepare(cfg.task_name, cfg.task, cfg.arch, cfg.seed, cfg.data, Path(root), download, device)
+    setup = prepare(cfg.task, cfg.task_spec, cfg.arch, cfg.seed, cfg.data, Path(root), download, device)
     source = str(cfg.mask_path)
     mask = load_mask(cfg.mask_path) if mask is None else mask
     shapes = parameter_shapes(setup.model, setup.mask_names)
     mask = fit_output_layer(mask, shapes, output_layer_name(setup.model), cfg.output_rule, source)
     check_mask_matches(mask, shapes, source)
-    meta = {"source": source, "task": cfg.task_name, "seed": cfg.seed}
+    meta = {"source": source, "task": cfg.task, "seed": cfg.seed}
     written = None
     if on_mask is not None:
         written = on_mask(mask, meta)

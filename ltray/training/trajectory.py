@@ -62,7 +62,7 @@ def run_trajectory(
     `masks` is a folder path or a MaskSink (the sweep runner's trial record)."""
     sink = masks if hasattr(masks, "save") else MaskFolder(masks)
     device = torch.device(device) if device is not None else default_device()
-    setup = prepare(cfg.task_name, cfg.task, cfg.arch, cfg.seed, cfg.data, Path(root), download, device)
+    setup = prepare(cfg.task, cfg.task_spec, cfg.arch, cfg.seed, cfg.data, Path(root), download, device)
     if state is None:
         shapes = parameter_shapes(setup.model, setup.mask_names)
         state = TrajectoryState(next_round=0, mask={n: np.ones(s, dtype=bool) for n, s in shapes.items()},
@@ -74,7 +74,7 @@ def run_trajectory(
     results = []
     for r in range(state.next_round, cfg.rounds):
         start = time.perf_counter()
-        meta = {"round": r, "arch": cfg.arch, "seed": cfg.seed, "task": cfg.task_name,
+        meta = {"round": r, "arch": cfg.arch, "seed": cfg.seed, "task": cfg.task,
                 "technique": cfg.technique}
         mask_path = sink.save(r, state.mask, meta)
         rewind_weights, capture = state.rewind_weights, None

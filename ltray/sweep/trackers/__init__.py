@@ -10,6 +10,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from ltray.sweep.tune_io import trial_tags  # noqa: F401 - the trackers' tags, re-exported
 from ltray.errors import ConfigError
 from ltray.experiment import layout
 
@@ -29,15 +30,6 @@ def check_trackers(names, source: str) -> None:
         except ValueError:
             raise ConfigError(f"{source}: loggers: wandb has no API key: run `wandb login`, set WANDB_API_KEY, "
                               "or set WANDB_MODE=offline (and `wandb sync` later)") from None
-
-
-def trial_tags(config: dict) -> dict[str, str]:
-    """A trial's labels as tracker tags: trial_id, kind, task, arch, technique, seed (+ a
-    follow-up's group, threshold, source, ...), from Tune's trial config (TrialSpec.to_tune)."""
-    labels = dict(config.get("labels") or {})
-    tags = {"trial_id": config.get("trial_id"), "kind": config.get("kind"), "task": labels.pop("dataset", None)}
-    tags.update(labels)
-    return {k: str(v) for k, v in tags.items() if v not in (None, "")}
 
 
 def tracker_callbacks(names, storage, experiment: str, run_name: str, source: str = "sweep") -> list:
@@ -61,7 +53,7 @@ def tracker_callbacks(names, storage, experiment: str, run_name: str, source: st
         from ltray.sweep.trackers.tensorboard_runs import TensorBoardSink, TensorBoardTrials
 
         callbacks.append(TensorBoardTrials())
-        sinks.append(TensorBoardSink(exp_dir / layout.tune_run_dir(run_name, layout.TRACKER_CONSENSUS)))
+        sinks.append(TensorBoardSink(exp_dir / layout.tune_run_dir(run_name, layout.TRACKER_EVENTS)))
     if "mlflow" in names:
         from ltray.sweep.trackers.mlflow_runs import MLflowSink, MLflowTrials
 

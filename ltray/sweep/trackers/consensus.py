@@ -9,6 +9,7 @@ from ray import tune
 
 from ltray.errors import ExperimentError
 from ltray.experiment.schemas import CONSENSUS
+from ltray.sweep.tune_io import is_followup, ltray_trial_id
 from ltray.storage import Storage
 from ltray.experiment.tables import read_table
 
@@ -31,9 +32,9 @@ class ConsensusEvents(tune.Callback):
         self._last_read = 0.0
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        cfg = trial.config
-        if cfg.get("kind", "bespoke") != "bespoke" and cfg.get("trial_id") not in self.launched:
-            self.launched.add(cfg.get("trial_id"))
+        trial_id = ltray_trial_id(trial.config)
+        if is_followup(trial.config) and trial_id not in self.launched:
+            self.launched.add(trial_id)
             self._read_consensus()  # the group's completion comes first in the run
             self._log({"followups_launched": len(self.launched)})
 
