@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from ltray import plugins
 from ltray.config import DataConfig
 from ltray.errors import DatasetError, unknown_key_message
 
@@ -67,11 +68,50 @@ DATASETS: dict[str, DatasetSpec] = dict(
 )
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """The public contract of a user's dataset (see docs/plugins.md).
+
+    `load(split)` returns the images and labels of split 'train' or 'test': uint8 [N, C, H, W]
+    (C = `channels`, H = W = `side`) and int64 [N] in 0..classes-1. ltray then treats it like a
+    built-in set: cached per worker, views, validation split, normalisation and augmentation.
+    """
+
+    load: Callable[[str], tuple[torch.Tensor, torch.Tensor]]
+    classes: int
+    channels: int  # 1 = grey, 3 = RGB
+    side: int  # image side, pixels
+
+
 def get_dataset(name: str) -> DatasetSpec:
-    try:
+    """A built-in dataset, else a plugin's (import path or entry point; imports it)."""
+    if name in DATASETS:
         return DATASETS[name]
-    except KeyError:
-        raise DatasetError(unknown_key_message("dataset", name, DATASETS)) from None
+    spec = _plugin_dataset(name)
+    if spec is None:
+        raise DatasetError(unknown_key_message("dataset", name, DATASETS))
+    return spec
+
+
+def is_dataset(name: str) -> bool:
+    """A built-in name, an import path or an entry point; imports nothing."""
+    return name in DATASETS or plugins.is_known("dataset", name)
+
+
+@functools.cache
+def _plugin_dataset(name: str) -> DatasetSpec | None:
+    ds = plugins.resolve("dataset", name, Dataset, "ltray.data.Dataset")
+    if ds is None:
+        return None
+
+    def loader(split, root, download, data):
+        try:
+            return ds.load(split)
+        except Exception as e:  # noqa: BLE001 - whatever the user's loader raises
+            raise plugins.user_error(f"{name}: load({split!r})", e) from None
+
+    # bundled: the loader finds its own files, so the data root is not needed
+    return DatasetSpec(name, ds.channels, ds.side, _fixed(ds.classes), loader, bundled=True)
 
 
 def load_raw(
@@ -90,7 +130,7 @@ def load_raw(
 
 @functools.lru_cache(maxsize=16)  # 7 datasets x 2 splits + bundled; CIFAR-10 train is 150 MB
 def _cached_raw(name: str, split: str, root: Path | None, download: bool, data: DataConfig):
-    spec = DATASETS[name]
+    spec = get_dataset(name)
     images, labels = spec.loader(split, root, download, data)
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != spec.channels:
         raise DatasetError(
@@ -98,5 +138,6 @@ def _cached_raw(name: str, split: str, root: Path | None, download: bool, data: 
             f"expected uint8 [N, {spec.channels}, H, W]"
         )
     if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
-        raise DatasetError(f"dataset {name!r} ({split}): labels must be int64 [N], got {labels.dtype}")
+        raise DatasetError(f"dataset {name!r} ({split}): labels must be int64 [{images.shape[0]}], "
+                           f"got {labels.dtype} {tuple(labels.shape)}")
     return images, labels
