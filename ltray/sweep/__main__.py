@@ -74,7 +74,10 @@ def main(argv=None) -> int:
         from ltray.orchestration.location import check_data_root, experiment_location
         from ltray.orchestration.plan import build_plan
 
+        from ltray.orchestration.plugin_check import check_plugins
+
         sweep = load_sweep(args.sweep, {"name": args.name})
+        check_plugins(sweep, args.sweep)
         location = experiment_location(sweep.name, sweep.storage, args.storage)
         check_data_root(sweep)
         sweep = sweep.model_copy(update={"storage": location.storage})
@@ -119,6 +122,8 @@ def main(argv=None) -> int:
               "credentials), then continue with --resume", file=sys.stderr)
         return 2
     except LtrayError as e:
+        if args.verbose and getattr(e, "user_traceback", ""):
+            print(e.user_traceback, file=sys.stderr, end="")  # raised inside a plugin: where, for its author
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
