@@ -19,6 +19,7 @@ from ltray.errors import DatasetError, unknown_key_message
 
 from . import bundled
 from . import torchvision_sets as tvs
+from .sources import Source, load_source, source_name
 
 # (split 'train'/'test', data root, download allowed, data settings) -> (images, labels)
 RawLoader = Callable[[str, Path, bool, DataConfig], tuple[torch.Tensor, torch.Tensor]]
@@ -83,10 +84,15 @@ class Dataset:
     side: int  # image side, pixels
 
 
-def get_dataset(name: str) -> DatasetSpec:
-    """A built-in dataset, else a plugin's (import path or entry point; imports it)."""
+def get_dataset(name: str | Source) -> DatasetSpec:
+    """A built-in dataset, a plugin's (import path or entry point; imports it), or data files
+    (`{npz: ...}`, `{folder: ...}`; reads them)."""
+    if not isinstance(name, str):
+        return _source_spec(name)
     if name in DATASETS:
         return DATASETS[name]
+    if name in _SOURCES:
+        return _SOURCES[name]
     spec = _plugin_dataset(name)
     if spec is None:
         raise DatasetError(unknown_key_message("dataset", name, DATASETS))
@@ -96,6 +102,20 @@ def get_dataset(name: str) -> DatasetSpec:
 def is_dataset(name: str) -> bool:
     """A built-in name, an import path or an entry point; imports nothing."""
     return name in DATASETS or plugins.is_known("dataset", name)
+
+
+_SOURCES: dict[str, DatasetSpec] = {}  # data-file datasets met so far, by source_name
+
+
+def _source_spec(source: Source) -> DatasetSpec:
+    key = source_name(source)
+    if key not in _SOURCES:
+        splits = load_source(source)
+        images = splits["train"][0]
+        classes = max(int(labels.max()) for _, labels in splits.values() if labels.numel()) + 1
+        _SOURCES[key] = DatasetSpec(key, images.shape[1], images.shape[2], _fixed(classes),
+                                    lambda split, root, download, data: load_source(source)[split], bundled=True)
+    return _SOURCES[key]
 
 
 @functools.cache
@@ -115,7 +135,7 @@ def _plugin_dataset(name: str) -> DatasetSpec | None:
 
 
 def load_raw(
-    name: str, split: str, root: Path | str, *, download: bool = False, data: DataConfig | None = None
+    name: str | Source, split: str, root: Path | str, *, download: bool = False, data: DataConfig | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw uint8 images [N, C, H, W] and int64 labels of one split; cached, never mutate them."""
     spec = get_dataset(name)
@@ -125,7 +145,7 @@ def load_raw(
     # only the settings this loader reads are part of the cache key
     key_data = DataConfig(**{f: getattr(data, f) for f in spec.config_fields})
     key_root = None if spec.bundled else Path(root).expanduser().resolve()
-    return _cached_raw(name, split, key_root, download, key_data)
+    return _cached_raw(spec.name, split, key_root, download, key_data)
 
 
 @functools.lru_cache(maxsize=16)  # 7 datasets x 2 splits + bundled; CIFAR-10 train is 150 MB

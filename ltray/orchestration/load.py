@@ -52,8 +52,6 @@ def check_semantics(cfg: SweepConfig, tracebacks: list[str] | None = None) -> li
     are consistent. Tracebacks of exceptions raised inside plugins go to `tracebacks`."""
     from ltray.data import DATASETS, get_dataset
     from ltray.models import MODELS, get_arch
-    from ltray.pruning import get_technique
-
     problems: list[str] = []
     tracebacks = tracebacks if tracebacks is not None else []
 
@@ -75,7 +73,7 @@ def check_semantics(cfg: SweepConfig, tracebacks: list[str] | None = None) -> li
                             + (" (name a plugin dataset in tasks:)" if ":" in t else ""))
     archs = set(MODELS) | {a for i, a in enumerate(cfg.grid.archs) if resolves(f"grid.archs.{i}", get_arch, a)}
     for i, t in enumerate(cfg.grid.techniques):
-        resolves(f"grid.techniques.{i}", get_technique, t)
+        resolves(f"grid.techniques.{i}", _technique, t)
     for name in cfg.resources:
         if name != "default" and name not in archs:
             problems.append(f"resources.{clip(name)}: "
@@ -86,6 +84,14 @@ def check_semantics(cfg: SweepConfig, tracebacks: list[str] | None = None) -> li
     for gi, group in enumerate(cfg.consensus):
         problems += _check_group(cfg, group, f"consensus.{gi}")
     return problems
+
+
+def _technique(name: str):
+    from ltray.pruning import TECHNIQUES, get_technique, is_technique
+
+    if not is_technique(name):
+        raise ConfigError(unknown_key_message("technique", name, TECHNIQUES))
+    return get_technique(name)
 
 
 def _check_image_sizes(cfg: SweepConfig, archs: set[str]) -> list[str]:

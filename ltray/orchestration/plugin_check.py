@@ -95,6 +95,7 @@ def check_dataset(name: str, sweep) -> None:
     from ltray.data import get_dataset, load_raw
 
     spec = get_dataset(name)
+    name = spec.name
     classes = spec.num_classes(sweep.data)
     for split in ("train", "test"):
         try:
