@@ -136,6 +136,36 @@ def package_version(import_path: str) -> str | None:
     return None
 
 
+def is_remote(entry: str) -> bool:
+    return "://" in entry
+
+
+def local_py_module(entry: str) -> Path:
+    """A py_modules entry that is a local package folder or .py file, as an absolute path."""
+    path = Path(entry).expanduser().resolve()
+    if not path.exists():
+        raise PluginError(f"{entry}: no such package folder or .py file")
+    if not (path.is_dir() or path.suffix == ".py"):
+        raise PluginError(f"{entry}: a py_modules entry is a package folder, a .py file or a URI of a .zip")
+    return path
+
+
+def import_from(py_modules: list[str]) -> list[str]:
+    """Make the local py_modules importable in this process (the driver checks plugins before Ray
+    ships them to the workers); returns the runtime_env entries: absolute paths, URIs as given."""
+    out = []
+    for entry in py_modules:
+        if is_remote(entry):
+            out.append(entry)
+            continue
+        path = local_py_module(entry)
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))
+            importlib.invalidate_caches()
+        out.append(str(path))
+    return out
+
+
 def resolve(kind: str, name: str, expected: type, public: str):
     """The plugin object `name` stands for, checked to be an `expected`; None when `name` is neither
     an import path nor an entry point. Errors start with the import path."""

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ltray.config import DataConfig, TaskSpec
 from ltray.errors import ConfigError, LtrayError, clip, short_repr, unknown_key_message
-from ltray.plugins import PluginError
+from ltray.plugins import PluginError, import_from
 from ltray.orchestration.pydantic_errors import format_validation_error
 from ltray.orchestration.spec import SweepConfig
 from ltray.yamlio import load_yaml_file
@@ -64,6 +64,8 @@ def check_semantics(cfg: SweepConfig, tracebacks: list[str] | None = None) -> li
             tracebacks.append(getattr(e, "user_traceback", ""))
             return False
 
+    for i, entry in enumerate(cfg.py_modules):  # before any plugin is imported: they may live there
+        resolves(f"py_modules.{i}", lambda e: import_from([e]), entry)
     for name, spec in cfg.tasks.items():
         resolves(f"tasks.{name}.dataset", get_dataset, spec.dataset)
     known_tasks = set(cfg.tasks) | set(DATASETS)

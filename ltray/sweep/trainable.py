@@ -7,10 +7,13 @@ resume: a restarted trial continues from its own resume state.
 
 from __future__ import annotations
 
+import socket
+
 import ray
 from ray import tune
 
 from ltray.experiment.records import TrialRecord
+from ltray.plugins import PluginError
 from ltray.storage import open_storage
 from ltray.sweep import metrics
 from ltray.orchestration.plan import TrialSpec
@@ -30,8 +33,11 @@ def run_trial(config: dict) -> None:
             metrics.record_round(experiment, spec.labels["arch"], spec.labels["technique"], spec.kind,
                                  float(row["seconds"]))
 
-    run_trial_work(spec, record, device=device, root=config["data_root"], download=config["download"],
-                   report=report)
+    try:
+        run_trial_work(spec, record, device=device, root=config["data_root"], download=config["download"],
+                       report=report)
+    except PluginError as e:  # e.g. a worker without the plugin's package: say which node
+        raise PluginError(f"{e} (on node {ray.util.get_node_ip_address()}, {socket.gethostname()})") from None
 
 
 def _metrics(row: dict) -> dict:
