@@ -14,6 +14,7 @@ import yaml
 from ltray.data import get_dataset
 from ltray.experiment.ids import GroupId, bespoke_trial_id
 from ltray.models import MODELS, get_arch
+from ltray.errors import ConfigError
 from ltray.plugins import PluginError
 from ltray.pruning import get_technique
 from ltray.sweep.__main__ import main as sweep_main
@@ -210,3 +211,41 @@ def test_two_packages_registering_one_name_is_an_error_naming_both(tmp_path, ins
     with pytest.raises(PluginError):
         get_arch("clash_net")
     assert not (tmp_path / "store").exists()
+
+
+def test_provenance_records_plugins_and_a_resume_notices_changed_code(tmp_path, plugin):
+    import json
+
+    from ltray.experiment import layout
+    from ltray.orchestration.load import parse_sweep
+    from ltray.orchestration.opening import open_experiment
+    from ltray.orchestration.plan import build_plan
+    from ltray.storage import open_storage
+
+    module = plugin()
+    plan = build_plan(parse_sweep(sweep_doc(tmp_path, module), "plug.yaml"))
+    storage = open_storage(tmp_path / "store" / "plug")
+    assert open_experiment(plan, storage, resume=False) == []
+    prov = json.loads(storage.read_text(layout.PROVENANCE))
+    source = tmp_path / "plugins" / f"{module}.py"
+    import hashlib
+
+    digest = hashlib.sha256(source.name.encode() + b"\0" + source.read_bytes() + b"\0").hexdigest()
+    assert prov["plugins"][f"{module}:arch"] == {"kind": "arch", "import_path": f"{module}:arch", "package": None,
+                                                 "version": None, "sha256": digest, "files": [str(source)]}
+    assert set(prov["plugins"]) == {f"{module}:ds", f"{module}:arch", f"{module}:tech"}
+    assert open_experiment(plan, storage, resume=True) == []  # unchanged code: nothing to say
+
+    bespoke = plan.trajectories[0].trial_id
+    storage.write_text(f"{layout.trial_dir(bespoke)}/rounds.csv", "x\n")  # a trial that already ran
+    source.write_text(source.read_text() + "\n# tuned\n")
+    before = storage.read_text(layout.PROVENANCE)
+    with pytest.raises(ConfigError, match=f"plugin {module}:ds .* changed since the last run.*--strict-plugins"):
+        open_experiment(plan, storage, resume=True, strict_plugins=True)
+    assert storage.read_text(layout.PROVENANCE) == before  # refused before anything was written
+    notes = open_experiment(plan, storage, resume=True)
+    assert len(notes) == 3 and all(n.startswith("warning: plugin ") for n in notes)  # one per plugin of the module
+    arch_note = next(n for n in notes if f"{module}:arch (" in n)
+    assert f"1 trial(s) already ran with the old code: {bespoke}" in arch_note
+    assert json.loads(storage.read_text(layout.PROVENANCE))["resumes"][-1]["plugins"][f"{module}:arch"]["sha256"] \
+        != digest
