@@ -87,9 +87,9 @@ def _read_folder(source: FolderSource) -> dict:
     with tempfile.TemporaryDirectory(prefix="ltray-imagefolder-") as tmp:
         if local is None:  # a bucket: copy the images next to us first
             local = Path(tmp)
+            local_storage = open_storage(local)
             for rel in storage.walk():
-                (local / rel).parent.mkdir(parents=True, exist_ok=True)
-                (local / rel).write_bytes(storage.read_bytes(rel))
+                local_storage.write_bytes(rel, storage.read_bytes(rel))
         mode = "RGB" if source.channels == 3 else "L"
         resize = Resize((source.side, source.side)) if source.side else None
         out, classes = {}, None
