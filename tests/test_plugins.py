@@ -249,3 +249,22 @@ def test_provenance_records_plugins_and_a_resume_notices_changed_code(tmp_path, 
     assert f"1 trial(s) already ran with the old code: {bespoke}" in arch_note
     assert json.loads(storage.read_text(layout.PROVENANCE))["resumes"][-1]["plugins"][f"{module}:arch"]["sha256"] \
         != digest
+
+
+def test_status_reads_a_plugin_experiment_without_importing_the_plugin(tmp_path, plugin, capsys, monkeypatch):
+    import sys
+
+    from ltray.orchestration.load import parse_sweep
+    from ltray.orchestration.opening import open_experiment
+    from ltray.orchestration.plan import build_plan
+    from ltray.status import main as status_main
+    from ltray.storage import open_storage
+
+    module = plugin()
+    plan = build_plan(parse_sweep(sweep_doc(tmp_path, module), "plug.yaml"))
+    open_experiment(plan, open_storage(tmp_path / "store" / "plug"), resume=False)
+    monkeypatch.delitem(sys.modules, module)
+    (tmp_path / "plugins" / f"{module}.py").write_text("raise SystemExit('imported')\n")  # importing it would fail
+    assert status_main([str(tmp_path / "store" / "plug")]) == 0
+    assert module not in sys.modules
+    assert "0/1" in capsys.readouterr().out
