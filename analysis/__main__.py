@@ -12,7 +12,8 @@ from ltray.errors import LtrayError, short_repr
 from ltray.experiment import layout
 
 DPI_RANGE = (10, 600)  # 600 dpi: a 6-panel figure is ~140 MB of pixels; far beyond, every figure fails
-TECHNIQUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a registry key, as in sweep files
+# a registry key or a plugin's import path (pkg.mod:attr), as in sweep files
+TECHNIQUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 class OptionError(Exception):
@@ -37,8 +38,8 @@ def _dpi(text: str) -> int:
 
 def _technique(text: str) -> str:
     if not TECHNIQUE_NAME.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"expected a technique name (letters, digits, '_', '.', '-'; "
-                                         f"at most 64), got {short_repr(text)}")
+        raise argparse.ArgumentTypeError(f"expected a technique name (letters, digits, '_', '.', ':', '-'; "
+                                         f"at most 128), got {short_repr(text)}")
     return text
 
 

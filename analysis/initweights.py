@@ -33,7 +33,14 @@ def _fits(mask: dict, params: dict) -> bool:
 
 def _initial_for(mask: dict, arch: str, seed: int, image_size, init: InitFn, notes: list[str]):
     """Initial weights matching `mask`'s layers; the class count is read off the mask's last
-    (output) layer when the default of 10 does not fit."""
+    (output) layer when the default of 10 does not fit. A plugin architecture is never imported
+    here (analysis reads files only), so its figure becomes a note."""
+    from ltray.models import MODELS
+
+    if init is torch_initial_weights and arch not in MODELS:
+        notes.append(f"{arch}: a plugin architecture; analysis does not import plugins and the run keeps no "
+                     "initial weights, so figure 7 is skipped for it.")
+        return None
     params = init(arch, 10, seed, image_size)
     if _fits(mask, params):
         return params

@@ -73,10 +73,30 @@ class PermuteLabelsView(Frozen):
 ViewSpec = Union[RotateView, InvertView, PermutePixelsView, PermuteLabelsView]
 
 
+class NpzSource(Frozen):
+    """A user's data with no code: an .npz holding train_images, train_labels, test_images and
+    test_labels (images uint8 [N, C, H, W] or [N, H, W]; labels integers 0..classes-1)."""
+
+    npz: str = Field(description="path or URI (s3://, gs://, file://) of the .npz file")
+
+
+class FolderSource(Frozen):
+    """A user's images with no code: torchvision ImageFolder layout, FOLDER/train/<class>/<image>
+    and FOLDER/test/<class>/<image>; classes are the sorted folder names of train."""
+
+    folder: str = Field(description="path or URI of the folder")
+    format: Literal["imagefolder"] = "imagefolder"
+    side: Int | None = Field(None, ge=1)  # resize every image to side x side pixels (default: as stored)
+    channels: Literal[1, 3] = 3  # 1: grey (PIL mode 'L'), 3: RGB
+
+
+DatasetRef = Union[str, NpzSource, FolderSource]  # a registered name or import path, or data files
+
+
 class TaskSpec(Frozen):
     """A dataset, optionally seen through views applied in order."""
 
-    dataset: str
+    dataset: DatasetRef
     views: tuple[ViewSpec, ...] = ()
 
 

@@ -13,7 +13,7 @@ RAY_ROOMS = {"sweep", "cluster"}
 # rooms from the bottom up: a module may import its own room and rooms of a lower rank
 RANK = {
     "ltray": 0, "errors": 0, "formatting": 0, "seeding": 0,
-    "fileio": 1, "yamlio": 1,
+    "fileio": 1, "yamlio": 1, "plugins": 1,
     "storage": 2,
     "config": 3, "masks": 3, "models": 3, "pruning": 3,
     "consensus": 4, "data": 4,

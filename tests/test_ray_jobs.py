@@ -121,3 +121,20 @@ def test_no_consensus_actor_outlives_the_job(head, stored_job):
     ours = [a for a in actors if a.name == actor_name(str(exp))]
     assert len(ours) == 1 and ours[0].state == "DEAD", actors  # it existed, and was killed at the end
     assert [a for a in actors if a.state != "DEAD"] == []
+
+
+def test_a_plugin_in_the_jobs_working_dir_runs_without_being_installed(head, tmp_path):
+    """examples/plugin as the working dir: the job's driver and every worker import the plugin from
+    Ray's copy of it; the consensus group and its follow-ups complete and analysis reports."""
+    from tests.test_plugin_sweeps import EXAMPLE, SWEEP as PLUGIN_SWEEP, check_analysis, check_results
+
+    sweep_file = tmp_path / "example.yaml"
+    sweep_file.write_text(yaml.safe_dump(PLUGIN_SWEEP))
+    storage = tmp_path / "experiments"
+    proc = head.submit(["python", "-m", "ltray.sweep", str(sweep_file), "-q"], "ltray-plugin",
+                       working_dir=str(EXAMPLE), env_vars={"LTRAY_STORAGE": str(storage)}, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert head.job_status("ltray-plugin") == "SUCCEEDED"
+    exp = storage / PLUGIN_SWEEP["name"]
+    check_results(exp)
+    check_analysis(exp, tmp_path / "report")

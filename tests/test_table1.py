@@ -19,7 +19,7 @@ from torch.nn.utils import prune as tprune
 from ltray.config import PruneConfig
 from ltray.models import MODELS, build_model, build_skeleton, get_arch, mask_layers, prunable_weights
 from ltray.models import output_layer_name, shortcut_layers
-from ltray.pruning import TECHNIQUES, prune
+from ltray.pruning import TECHNIQUES, TensorContext, prune, saliency
 from ltray.pruning.counts import surviving_weights
 
 ITERATIONS = (0, 1, 2, 5, 9, 14, 19)
@@ -127,17 +127,22 @@ def lenet_shapes_and_weights(seed: int = 0):
 
 
 @pytest.mark.parametrize("technique", sorted(TECHNIQUES))
-def test_counts_are_what_prune_leaves_for_every_technique(technique):
-    """10 rounds on LeNet's real layers, new weights every round (the counts must not care)."""
-    _, weights = lenet_shapes_and_weights()
+def test_counts_are_what_prune_leaves_for_every_technique(technique, monkeypatch):
+    """10 rounds on LeNet's real layers, new weights every round (the counts must not care);
+    data-dependent techniques see the network and random images through their context."""
+    monkeypatch.setattr(saliency, "SYNFLOW_ITERATIONS", 4)  # the schedule's end count is what is tested
+    monkeypatch.setattr(saliency, "SNIP_BATCHES", 2)
+    model, weights = lenet_shapes_and_weights()
     shapes = {n: tuple(w.shape) for n, w in weights.items()}
     expected = surviving_weights(shapes, technique, 10)
     mask = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
     gen = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(64, 1, 28, 28, generator=gen), torch.randint(0, 10, (64,), generator=gen)
     assert expected[0] == sum(m.numel() for m in mask.values())
     for r in range(1, 11):
         trained = {n: w + 0.05 * torch.randn(w.shape, generator=gen) for n, w in weights.items()}
-        mask = prune(technique, trained, mask, fraction=0.2, seed=0, round=r)
+        context = TensorContext(model, mask, images, labels, seed=r)
+        mask = prune(technique, trained, mask, fraction=0.2, seed=0, round=r, context=context)
         assert sum(int(m.sum()) for m in mask.values()) == expected[r], (technique, r)
 
 

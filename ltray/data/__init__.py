@@ -5,11 +5,12 @@ Core code: no Ray, no model imports. Everything is deterministic given its seed 
 
 from .augment import augment, batches, crop_at
 from .prepare import TaskData, clear_caches, load_task, resize, split_indices
-from .registry import DATASETS, DatasetSpec, get_dataset, load_raw
+from .registry import DATASETS, Dataset, DatasetSpec, get_dataset, is_dataset, load_raw
 from .views import apply_views, task_label
 
 __all__ = [
     "DATASETS",
+    "Dataset",
     "DatasetSpec",
     "TaskData",
     "apply_views",
@@ -18,6 +19,7 @@ __all__ = [
     "clear_caches",
     "crop_at",
     "get_dataset",
+    "is_dataset",
     "load_raw",
     "load_task",
     "resize",

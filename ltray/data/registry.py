@@ -13,11 +13,13 @@ from typing import Callable
 
 import torch
 
+from ltray import plugins
 from ltray.config import DataConfig
 from ltray.errors import DatasetError, unknown_key_message
 
 from . import bundled
 from . import torchvision_sets as tvs
+from .sources import Source, load_source, source_name
 
 # (split 'train'/'test', data root, download allowed, data settings) -> (images, labels)
 RawLoader = Callable[[str, Path, bool, DataConfig], tuple[torch.Tensor, torch.Tensor]]
@@ -67,15 +69,73 @@ DATASETS: dict[str, DatasetSpec] = dict(
 )
 
 
-def get_dataset(name: str) -> DatasetSpec:
-    try:
+@dataclass(frozen=True)
+class Dataset:
+    """The public contract of a user's dataset (see docs/plugins.md).
+
+    `load(split)` returns the images and labels of split 'train' or 'test': uint8 [N, C, H, W]
+    (C = `channels`, H = W = `side`) and int64 [N] in 0..classes-1. ltray then treats it like a
+    built-in set: cached per worker, views, validation split, normalisation and augmentation.
+    """
+
+    load: Callable[[str], tuple[torch.Tensor, torch.Tensor]]
+    classes: int
+    channels: int  # 1 = grey, 3 = RGB
+    side: int  # image side, pixels
+
+
+def get_dataset(name: str | Source) -> DatasetSpec:
+    """A built-in dataset, a plugin's (import path or entry point; imports it), or data files
+    (`{npz: ...}`, `{folder: ...}`; reads them)."""
+    if not isinstance(name, str):
+        return _source_spec(name)
+    if name in DATASETS:
         return DATASETS[name]
-    except KeyError:
-        raise DatasetError(unknown_key_message("dataset", name, DATASETS)) from None
+    if name in _SOURCES:
+        return _SOURCES[name]
+    spec = _plugin_dataset(name)
+    if spec is None:
+        raise DatasetError(unknown_key_message("dataset", name, DATASETS))
+    return spec
+
+
+def is_dataset(name: str) -> bool:
+    """A built-in name, an import path or an entry point; imports nothing."""
+    return name in DATASETS or plugins.is_known("dataset", name)
+
+
+_SOURCES: dict[str, DatasetSpec] = {}  # data-file datasets met so far, by source_name
+
+
+def _source_spec(source: Source) -> DatasetSpec:
+    key = source_name(source)
+    if key not in _SOURCES:
+        splits = load_source(source)
+        images = splits["train"][0]
+        classes = max(int(labels.max()) for _, labels in splits.values() if labels.numel()) + 1
+        _SOURCES[key] = DatasetSpec(key, images.shape[1], images.shape[2], _fixed(classes),
+                                    lambda split, root, download, data: load_source(source)[split], bundled=True)
+    return _SOURCES[key]
+
+
+@functools.cache
+def _plugin_dataset(name: str) -> DatasetSpec | None:
+    ds = plugins.resolve("dataset", name, Dataset, "ltray.data.Dataset")
+    if ds is None:
+        return None
+
+    def loader(split, root, download, data):
+        try:
+            return ds.load(split)
+        except Exception as e:  # noqa: BLE001 - whatever the user's loader raises
+            raise plugins.user_error(f"{name}: load({split!r})", e) from None
+
+    # bundled: the loader finds its own files, so the data root is not needed
+    return DatasetSpec(name, ds.channels, ds.side, _fixed(ds.classes), loader, bundled=True)
 
 
 def load_raw(
-    name: str, split: str, root: Path | str, *, download: bool = False, data: DataConfig | None = None
+    name: str | Source, split: str, root: Path | str, *, download: bool = False, data: DataConfig | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw uint8 images [N, C, H, W] and int64 labels of one split; cached, never mutate them."""
     spec = get_dataset(name)
@@ -85,12 +145,12 @@ def load_raw(
     # only the settings this loader reads are part of the cache key
     key_data = DataConfig(**{f: getattr(data, f) for f in spec.config_fields})
     key_root = None if spec.bundled else Path(root).expanduser().resolve()
-    return _cached_raw(name, split, key_root, download, key_data)
+    return _cached_raw(spec.name, split, key_root, download, key_data)
 
 
 @functools.lru_cache(maxsize=16)  # 7 datasets x 2 splits + bundled; CIFAR-10 train is 150 MB
 def _cached_raw(name: str, split: str, root: Path | None, download: bool, data: DataConfig):
-    spec = DATASETS[name]
+    spec = get_dataset(name)
     images, labels = spec.loader(split, root, download, data)
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != spec.channels:
         raise DatasetError(
@@ -98,5 +158,6 @@ def _cached_raw(name: str, split: str, root: Path | None, download: bool, data: 
             f"expected uint8 [N, {spec.channels}, H, W]"
         )
     if labels.dtype != torch.int64 or labels.shape != (images.shape[0],):
-        raise DatasetError(f"dataset {name!r} ({split}): labels must be int64 [N], got {labels.dtype}")
+        raise DatasetError(f"dataset {name!r} ({split}): labels must be int64 [{images.shape[0]}], "
+                           f"got {labels.dtype} {tuple(labels.shape)}")
     return images, labels

@@ -16,6 +16,8 @@ from torchvision.transforms.v2 import functional as TF
 from ltray.config import InvertView, PermuteLabelsView, PermutePixelsView, RotateView, TaskSpec, ViewSpec
 from ltray.errors import DatasetError
 
+from .sources import source_name
+
 Tensor = torch.Tensor
 
 
@@ -85,4 +87,5 @@ def view_name(view: ViewSpec) -> str:
 
 def task_label(task: TaskSpec) -> str:
     """Default name of a task: the dataset, then its views, joined by '+'."""
-    return "+".join([task.dataset, *(view_name(v) for v in task.views)])
+    dataset = task.dataset if isinstance(task.dataset, str) else source_name(task.dataset)
+    return "+".join([dataset, *(view_name(v) for v in task.views)])

@@ -69,7 +69,7 @@ def check_readable(storage: Storage) -> int:
     return version
 
 
-def create_experiment(storage: Storage, name: str, sweep_yaml: str, plan: PlanFile) -> None:
+def create_experiment(storage: Storage, name: str, sweep_yaml: str, plan: PlanFile, extra: dict | None = None) -> None:
     """Write a new folder's files, the marker last; refuse a folder that already holds files.
 
     On a failure (disk full, no permission) what was written is removed again, so neither a
@@ -86,7 +86,7 @@ def create_experiment(storage: Storage, name: str, sweep_yaml: str, plan: PlanFi
     try:
         storage.write_text(layout.SWEEP, sweep_yaml)
         write_plan_file(storage, plan)
-        write_json(storage, layout.PROVENANCE, provenance())
+        write_json(storage, layout.PROVENANCE, {**provenance(), **(extra or {})})
         write_json(storage, layout.MARKER, {"format": layout.FORMAT_VERSION, "ltray_version": ltray.__version__,
                                             "name": name})
     except StorageError as e:
@@ -129,9 +129,11 @@ def check_resumable(storage: Storage, plan: PlanFile) -> PlanFile:
 RUNTIME_KEYS = ("storage", "data_root", "download", "resources", "max_concurrent", "max_failures", "name")
 
 
-def record_resume(storage: Storage, plan: PlanFile, sweep_yaml: str, changed: list[str]) -> list[str]:
-    """Note the resume in provenance.json; when the sweep file changed (`changed`: its top-level
-    settings that differ), write the new sweep.yaml and plan.json and say so. Returns the notes."""
+def record_resume(storage: Storage, plan: PlanFile, sweep_yaml: str, changed: list[str],
+                  extra: dict | None = None) -> list[str]:
+    """Note the resume in provenance.json (with `extra`, e.g. the plugins of this run); when the sweep
+    file changed (`changed`: its top-level settings that differ), write the new sweep.yaml and
+    plan.json and say so. Returns the notes."""
     notes = []
     if changed:
         storage.write_text(layout.SWEEP, sweep_yaml)
@@ -144,7 +146,7 @@ def record_resume(storage: Storage, plan: PlanFile, sweep_yaml: str, changed: li
     except ExperimentError:
         prov = {}  # provenance is informative only: a damaged one does not block a resume
     resumes = prov.get("resumes") if isinstance(prov.get("resumes"), list) else []
-    entry = {**provenance(), **({"changed": changed} if changed else {})}
+    entry = {**provenance(), **({"changed": changed} if changed else {}), **(extra or {})}
     write_json(storage, layout.PROVENANCE, {**prov, "resumes": [*resumes, entry]})
     return notes
 

@@ -20,7 +20,8 @@ from ltray.experiment.labels import TrialKind
 __all__ = ["HASH_LENGTH", "config_hash", "digest", "bespoke_trial_id", "ticket_trial_id", "GroupId"]
 
 SEPARATOR = "-"
-# architecture and technique names come from registries and never contain the separator
+# architecture and technique names are registry names or plugin import paths (`pkg.mod:attr`, which
+# are Python identifiers joined by '.' and ':'): none contains the separator
 _GROUP = re.compile(r"^(?P<name>.+)-(?P<arch>[^-]+)-s(?P<seed>\d+)-(?P<technique>[^-]+)-r(?P<round>\d+)$")
 
 
@@ -29,8 +30,15 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
 
+def id_name(name: str) -> str:
+    """A registry name as is; a plugin's import path with ':' written '.', a character that file
+    names on some systems and tools (scp, Windows) refuse. The name, never a hash of the code."""
+    return name.replace(":", ".")
+
+
 def bespoke_trial_id(task: str, arch: str, technique: str, seed: int, cfg: BaseModel) -> str:
-    return SEPARATOR.join([TrialKind.BESPOKE.value, task, arch, technique, f"s{seed}", config_hash(cfg)])
+    return SEPARATOR.join([TrialKind.BESPOKE.value, task, id_name(arch), id_name(technique), f"s{seed}",
+                           config_hash(cfg)])
 
 
 def ticket_trial_id(kind: str, group_id: str, k: int, target: str, cfg: BaseModel, *, source: str = "",
@@ -55,12 +63,13 @@ class GroupId:
     source_round: int
 
     def __str__(self) -> str:
-        return SEPARATOR.join([self.name, self.arch, f"s{self.seed}", self.technique, f"r{self.source_round}"])
+        return SEPARATOR.join([self.name, id_name(self.arch), f"s{self.seed}", id_name(self.technique),
+                               f"r{self.source_round}"])
 
     @property
     def recipe(self) -> str:
         """The id without its seed: instances of one recipe aggregate over seeds."""
-        return SEPARATOR.join([self.name, self.arch, self.technique, f"r{self.source_round}"])
+        return SEPARATOR.join([self.name, id_name(self.arch), id_name(self.technique), f"r{self.source_round}"])
 
     @classmethod
     def parse(cls, text: str) -> GroupId:

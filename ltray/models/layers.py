@@ -39,13 +39,15 @@ def shortcut_layers(model: nn.Module) -> list[str]:
     ]
 
 
-def prunable_weights(model: nn.Module, include_output: bool = True, include_shortcuts: bool = False) -> list[str]:
+def prunable_weights(model: nn.Module, include_output: bool = True, include_shortcuts: bool = False,
+                     dense: tuple[str, ...] = ()) -> list[str]:
     """The mask's layers that pruning may shrink, in model order.
 
-    Default: the paper's rule (output layer pruned, shortcut convolutions dense). Every name is
-    also in `mask_layers(model)`; the ones left out stay dense.
+    Default: the paper's rule (output layer pruned, shortcut convolutions dense). `dense` names more
+    layers to leave alone (an architecture plugin's `dense_layers`). Every name is also in
+    `mask_layers(model)`; the ones left out stay dense.
     """
-    excluded = set() if include_shortcuts else set(shortcut_layers(model))
+    excluded = set(dense) if include_shortcuts else set(shortcut_layers(model)) | set(dense)
     if not include_output:
         excluded.add(f"{output_layer_name(model)}.weight")
     return [n for n in mask_layers(model) if n not in excluded]

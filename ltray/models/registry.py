@@ -3,12 +3,14 @@ its default input side and the smallest side its forward pass accepts."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 import torchvision
 from torch import nn
 
+from ltray import plugins
 from ltray.errors import ConfigError, unknown_key_message
 from ltray.models.lenet import LeNet, LeNet300100
 
@@ -30,6 +32,24 @@ class ArchSpec:
     min_image_size: int  # smallest input side (pixels) whose forward pass works
     construct: Callable[[int, int], nn.Module]
     init_output: Callable[[nn.Linear], None] | None = None
+    dense_layers: tuple[str, ...] = ()  # mask names pruning leaves dense (beyond the shortcut rule)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The public contract of a user's architecture (see docs/plugins.md).
+
+    `build(num_classes, image_size)` returns a fresh nn.Module whose last nn.Linear is the output
+    layer. ltray seeds the RNG around it, so it must draw its initial weights from torch's global
+    generator (as nn layers do) and nothing else. The mask covers every Conv2d and Linear weight;
+    `dense_layers` names those of them (e.g. 'layer2.0.shortcut.0.weight') that pruning leaves dense.
+    """
+
+    build: Callable[[int, int], nn.Module]
+    in_channels: int  # 1 = grey, 3 = RGB
+    image_size: int  # default input side, pixels
+    min_image_size: int = 1  # smallest side its forward pass accepts, pixels
+    dense_layers: tuple[str, ...] = ()
 
 
 def _torchvision(name: str) -> Callable[[int, int], nn.Module]:
@@ -51,7 +71,24 @@ MODELS: dict[str, ArchSpec] = {
 
 
 def get_arch(name: str) -> ArchSpec:
-    try:
+    """A built-in architecture, else a plugin's (import path or entry point; imports it)."""
+    if name in MODELS:
         return MODELS[name]
-    except KeyError:
-        raise ConfigError(unknown_key_message("architecture", name, MODELS)) from None
+    spec = _plugin_arch(name)
+    if spec is None:
+        raise ConfigError(unknown_key_message("architecture", name, MODELS))
+    return spec
+
+
+@functools.cache
+def _plugin_arch(name: str) -> ArchSpec | None:
+    arch = plugins.resolve("arch", name, Architecture, "ltray.models.Architecture")
+    if arch is None:
+        return None
+    return ArchSpec(name, arch.in_channels, arch.image_size, arch.min_image_size, arch.build,
+                    dense_layers=tuple(arch.dense_layers))
+
+
+def is_arch(name: str) -> bool:
+    """A built-in name, an import path or an entry point; imports nothing."""
+    return name in MODELS or plugins.is_known("arch", name)

@@ -11,7 +11,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ltray.config import DataConfig, TaskSpec
-from ltray.errors import ConfigError, clip, short_repr, unknown_key_message
+from ltray.errors import ConfigError, LtrayError, clip, short_repr, unknown_key_message
+from ltray.plugins import PluginError, import_from
 from ltray.orchestration.pydantic_errors import format_validation_error
 from ltray.orchestration.spec import SweepConfig
 from ltray.yamlio import load_yaml_file
@@ -39,37 +40,47 @@ def parse_sweep(raw: dict, source: str = "<sweep>", cli_keys: tuple[str, ...] = 
         for key in cli_keys:
             text = text.replace(f"{source}: {key}: ", f"{source}: {key} (set by --{key}): ")
         raise ConfigError(text) from None
-    problems = check_semantics(cfg)
+    tracebacks: list[str] = []
+    problems = check_semantics(cfg, tracebacks)
     if problems:
-        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+        raise PluginError("\n".join(f"{source}: {p}" for p in problems), "".join(tracebacks))
     return cfg
 
 
-def check_semantics(cfg: SweepConfig) -> list[str]:
-    """Cross-field rules: everything named exists, and consensus groups are consistent."""
-    from ltray.data import DATASETS
-    from ltray.models import MODELS
-    from ltray.pruning import TECHNIQUES
-
+def check_semantics(cfg: SweepConfig, tracebacks: list[str] | None = None) -> list[str]:
+    """Cross-field rules: everything named exists (plugins are imported here), and consensus groups
+    are consistent. Tracebacks of exceptions raised inside plugins go to `tracebacks`."""
+    from ltray.data import DATASETS, get_dataset
+    from ltray.models import MODELS, get_arch
     problems: list[str] = []
+    tracebacks = tracebacks if tracebacks is not None else []
+
+    def resolves(where: str, lookup, name: str) -> bool:
+        try:
+            lookup(name)
+            return True
+        except LtrayError as e:
+            problems.append(f"{where}: {e}")
+            tracebacks.append(getattr(e, "user_traceback", ""))
+            return False
+
+    for i, entry in enumerate(cfg.py_modules):  # before any plugin is imported: they may live there
+        resolves(f"py_modules.{i}", lambda e: import_from([e]), entry)
     for name, spec in cfg.tasks.items():
-        if spec.dataset not in DATASETS:
-            problems.append(f"tasks.{name}.dataset: {unknown_key_message('dataset', spec.dataset, DATASETS)}")
+        resolves(f"tasks.{name}.dataset", get_dataset, spec.dataset)
     known_tasks = set(cfg.tasks) | set(DATASETS)
     for i, t in enumerate(cfg.grid.tasks):
         if t not in known_tasks:
-            problems.append(f"grid.tasks.{i}: {unknown_key_message('task', t, known_tasks)}")
-    for i, a in enumerate(cfg.grid.archs):
-        if a not in MODELS:
-            problems.append(f"grid.archs.{i}: {unknown_key_message('architecture', a, MODELS)}")
+            problems.append(f"grid.tasks.{i}: {unknown_key_message('task', t, known_tasks)}"
+                            + (" (name a plugin dataset in tasks:)" if ":" in t else ""))
+    archs = set(MODELS) | {a for i, a in enumerate(cfg.grid.archs) if resolves(f"grid.archs.{i}", get_arch, a)}
     for i, t in enumerate(cfg.grid.techniques):
-        if t not in TECHNIQUES:
-            problems.append(f"grid.techniques.{i}: {unknown_key_message('technique', t, TECHNIQUES)}")
+        resolves(f"grid.techniques.{i}", _technique, t)
     for name in cfg.resources:
-        if name != "default" and name not in MODELS:
+        if name != "default" and name not in archs:
             problems.append(f"resources.{clip(name)}: "
                             f"{unknown_key_message('architecture', name, set(MODELS) | {'default'})}")
-    problems += _check_image_sizes(cfg)
+    problems += _check_image_sizes(cfg, archs)
     if problems:
         return problems  # group checks need valid names
     for gi, group in enumerate(cfg.consensus):
@@ -77,17 +88,25 @@ def check_semantics(cfg: SweepConfig) -> list[str]:
     return problems
 
 
-def _check_image_sizes(cfg: SweepConfig) -> list[str]:
-    from ltray.models import MODELS
+def _technique(name: str):
+    from ltray.pruning import TECHNIQUES, get_technique, is_technique
+
+    if not is_technique(name):
+        raise ConfigError(unknown_key_message("technique", name, TECHNIQUES))
+    return get_technique(name)
+
+
+def _check_image_sizes(cfg: SweepConfig, archs: set[str]) -> list[str]:
+    from ltray.models import MODELS, get_arch
 
     out = []
     for arch, size in cfg.image_sizes.items():
-        if arch not in MODELS:
+        if arch not in archs:
             out.append(f"image_sizes.{clip(arch)}: {unknown_key_message('architecture', arch, MODELS)}")
-        elif size < MODELS[arch].min_image_size:
-            out.append(f"image_sizes.{arch}: {size} px is below {arch}'s minimum of {MODELS[arch].min_image_size} px")
+        elif size < get_arch(arch).min_image_size:
+            out.append(f"image_sizes.{arch}: {size} px is below {arch}'s minimum of {get_arch(arch).min_image_size} px")
     for arch in cfg.grid.archs:
-        spec = MODELS.get(arch)
+        spec = get_arch(arch) if arch in archs else None
         size = cfg.data.image_size
         if spec is not None and arch not in cfg.image_sizes and size is not None and size < spec.min_image_size:
             out.append(f"data.image_size: {size} px is below {arch}'s minimum of {spec.min_image_size} px")

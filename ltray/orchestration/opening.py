@@ -17,10 +17,15 @@ def sweep_yaml(plan: Plan) -> str:
     return yaml.safe_dump(plan.sweep.model_dump(mode="json"), sort_keys=False)
 
 
-def open_experiment(plan: Plan, storage: Storage, resume: bool) -> list[str]:
-    """Create or reopen the folder; return notes for the user (migration, changes, repairs)."""
+def open_experiment(plan: Plan, storage: Storage, resume: bool, strict_plugins: bool = False) -> list[str]:
+    """Create or reopen the folder; return notes for the user (migration, changes, repairs, plugins
+    whose code changed; with `strict_plugins` a changed plugin is an error, before anything is written)."""
+    from ltray.orchestration.plugin_provenance import PLUGINS_KEY, plugin_records
+
+    records = plugin_records(plan.sweep)
+    extra = {PLUGINS_KEY: records} if records else None
     if not resume:
-        create_experiment(storage, plan.sweep.name, sweep_yaml(plan), plan.to_file())
+        create_experiment(storage, plan.sweep.name, sweep_yaml(plan), plan.to_file(), extra)
         return []
     notes = []
     if storage.exists("") and _is_older_format(storage):
@@ -28,12 +33,28 @@ def open_experiment(plan: Plan, storage: Storage, resume: bool) -> list[str]:
 
         notes += migrate(storage, plan)
     check_resumable(storage, plan.to_file())
-    notes += record_resume(storage, plan.to_file(), sweep_yaml(plan), changed_settings(storage, plan))
+    notes += _plugin_changes(storage, plan, records, strict_plugins)
+    notes += record_resume(storage, plan.to_file(), sweep_yaml(plan), changed_settings(storage, plan), extra)
     from ltray.experiment.verify import verify_experiment
     from ltray.orchestration.repair import repair
 
     notes += repair(storage, plan, verify_experiment(storage))
     return notes
+
+
+def _plugin_changes(storage: Storage, plan: Plan, records: dict, strict: bool) -> list[str]:
+    from ltray.experiment.folder import read_json
+    from ltray.experiment.records import scan_trials
+    from ltray.errors import ExperimentError
+    from ltray.orchestration.plugin_provenance import changed_plugin_notes, last_records
+
+    if not records:
+        return []
+    try:
+        old = last_records(read_json(storage, layout.PROVENANCE))
+    except ExperimentError:
+        return []  # provenance is informative only
+    return changed_plugin_notes(old, records, plan, set(scan_trials(storage)), strict)
 
 
 def changed_settings(storage: Storage, plan: Plan) -> list[str]:

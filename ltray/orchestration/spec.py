@@ -139,6 +139,9 @@ class SweepConfig(Frozen):
     max_failures: Int = Field(3, ge=0)  # retries of a failed trial, from its last finished round
     consensus: list[ConsensusGroup] = []
     loggers: list[Literal["tensorboard", "mlflow", "wandb"]] = []  # experiment trackers (ltray.sweep.trackers)
+    # plugin code shipped to every worker through Ray's runtime environment: local package folders
+    # or .py files (the driver imports them from there too), or URIs of zipped packages
+    py_modules: list[str] = []
 
     @field_validator("tasks")
     @classmethod

@@ -10,6 +10,8 @@ Techniques (`TECHNIQUES`, picked by name in `prune`):
   lneginf_structured   n=-inf: channels whose MINIMUM |w| is lowest (the paper's text, L_-inf, and the
                        authors' earlier code) (6)
   random_structured    random channels per layer (7)
+  snip                 lowest |gradient x w| on training batches, pooled (Lee et al. 2019)
+  synflow              lowest synaptic flow, iterative and data-free, pooled (Tanaka et al. 2020)
 
 Semantics follow torch.nn.utils.prune's PruningContainer: each step removes round(fraction * n)
 of the n units (weights, or channels along `dim`) that still survive, per layer or, for global,
@@ -20,6 +22,7 @@ Random techniques draw from a CPU generator seeded by sha256(seed, round, layer 
 same seed removes the same weights on every task.
 """
 
-from ltray.pruning.registry import TECHNIQUES, Technique, get_technique, prune
+from ltray.pruning.context import PruneContext, TensorContext
+from ltray.pruning.registry import TECHNIQUES, Technique, get_technique, is_technique, prune
 
-__all__ = ["TECHNIQUES", "Technique", "get_technique", "prune"]
+__all__ = ["TECHNIQUES", "PruneContext", "Technique", "TensorContext", "get_technique", "is_technique", "prune"]

@@ -27,7 +27,7 @@ def surviving_weights(
     """
     tech = get_technique(technique)
     fraction = check_fraction(fraction)
-    if technique == "global_unstructured":
+    if tech.pooled:
         groups = [(sum(math.prod(s) for s in shapes.values()), 1)]  # one pool of weights
     elif not tech.structured:
         groups = [(math.prod(s), 1) for s in shapes.values()]

@@ -6,6 +6,8 @@ Pure: no model mutation, no I/O, no global RNG. The caller passes exactly the te
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -13,34 +15,46 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor
 
+from ltray import plugins
 from ltray.errors import ConfigError, unknown_key_message
-from ltray.pruning import structured, unstructured
+from ltray.pruning import saliency, structured, unstructured
 from ltray.pruning.amount import check_fraction
+from ltray.pruning.context import NoContext, PruneContext
 from ltray.pruning.rng import random_scores
 
 Masks = dict[str, Tensor]
-# (weights, masks, fraction, seed, round, dim) -> new masks
-Compute = Callable[[Mapping[str, Tensor], Mapping[str, Tensor], float, int, int, int], Masks]
+# (weights, masks, fraction, seed, round, dim, context) -> new masks
+Compute = Callable[[Mapping[str, Tensor], Mapping[str, Tensor], float, int, int, int, PruneContext], Masks]
 
 
 @dataclass(frozen=True)
 class Technique:
+    """A pruning technique; also the public contract of a user's technique (see docs/plugins.md).
+
+    `compute(weights, masks, fraction, seed, round, dim, context)` gets the weights to prune and
+    their current bool masks (same names and shapes) and returns new bool masks: the same names
+    and shapes, each a subset of the one given, `fraction` of the survivors removed (per layer,
+    or of the pooled survivors when `pooled`). It must be deterministic given its arguments and
+    must not change them; `context` (ltray.pruning.PruneContext) gives the model, data and loss.
+    """
+
     name: str
-    structured: bool  # removes whole slices along `dim`
-    random: bool  # ignores the weights; depends only on (seed, round, layer name, shape)
-    description: str
-    compute: Compute
+    structured: bool = False  # removes whole slices along `dim`
+    random: bool = False  # ignores the weights; depends only on (seed, round, layer name, shape)
+    description: str = ""
+    compute: Compute | None = None
+    pooled: bool = False  # `fraction` applies to all layers' survivors together (global pruning)
 
 
-def _global_l1(weights, masks, fraction, seed, round, dim) -> Masks:
+def _global_l1(weights, masks, fraction, seed, round, dim, context) -> Masks:
     return unstructured.global_l1(weights, masks, fraction)
 
 
-def _l1_unstructured(weights, masks, fraction, seed, round, dim) -> Masks:
+def _l1_unstructured(weights, masks, fraction, seed, round, dim, context) -> Masks:
     return {k: unstructured.l1_layer(weights[k], masks[k], fraction) for k in weights}
 
 
-def _random_unstructured(weights, masks, fraction, seed, round, dim) -> Masks:
+def _random_unstructured(weights, masks, fraction, seed, round, dim, context) -> Masks:
     return {
         k: unstructured.prune_lowest(random_scores(m.shape, seed, round, k, m.device), m, fraction)
         for k, m in masks.items()
@@ -48,13 +62,13 @@ def _random_unstructured(weights, masks, fraction, seed, round, dim) -> Masks:
 
 
 def _ln_structured(n: float) -> Compute:
-    def compute(weights, masks, fraction, seed, round, dim) -> Masks:
+    def compute(weights, masks, fraction, seed, round, dim, context) -> Masks:
         return {k: structured.ln_layer(weights[k], masks[k], fraction, n, dim, k) for k in weights}
 
     return compute
 
 
-def _random_structured(weights, masks, fraction, seed, round, dim) -> Masks:
+def _random_structured(weights, masks, fraction, seed, round, dim, context) -> Masks:
     out = {}
     for k, m in masks.items():
         structured.check_dim(m.shape, dim, k)
@@ -66,7 +80,8 @@ def _random_structured(weights, masks, fraction, seed, round, dim) -> Masks:
 TECHNIQUES: dict[str, Technique] = {
     t.name: t
     for t in [
-        Technique("global_unstructured", False, False, "lowest |w| over all given layers pooled", _global_l1),
+        Technique("global_unstructured", False, False, "lowest |w| over all given layers pooled", _global_l1,
+                  pooled=True),
         Technique("l1_unstructured", False, False, "lowest |w| per layer", _l1_unstructured),
         Technique("random_unstructured", False, True, "random weights per layer", _random_unstructured),
         Technique("l1_structured", True, False, "channels of lowest L1 norm per layer", _ln_structured(1)),
@@ -76,15 +91,45 @@ TECHNIQUES: dict[str, Technique] = {
             "lneginf_structured", True, False, "channels of lowest min |w| (n=-inf)", _ln_structured(-math.inf)
         ),
         Technique("random_structured", True, True, "random channels per layer", _random_structured),
+        Technique("snip", False, False, "lowest |gradient x w| on training batches, pooled", saliency.snip,
+                  pooled=True),
+        Technique("synflow", False, False, "lowest synaptic flow |w x dR/dw|, iterative and data-free, pooled",
+                  saliency.synflow, pooled=True),
     ]
 }
 
 
 def get_technique(name: str) -> Technique:
-    try:
+    """A built-in technique, else a plugin's (import path or entry point; imports it)."""
+    if name in TECHNIQUES:
         return TECHNIQUES[name]
-    except KeyError:
-        raise ConfigError(unknown_key_message("pruning technique", name, TECHNIQUES)) from None
+    tech = _plugin_technique(name)
+    if tech is None:
+        raise ConfigError(unknown_key_message("pruning technique", name, TECHNIQUES))
+    return tech
+
+
+def is_technique(name: str) -> bool:
+    """A built-in name, an import path or an entry point; imports nothing."""
+    return name in TECHNIQUES or plugins.is_known("technique", name)
+
+
+@functools.cache
+def _plugin_technique(name: str) -> Technique | None:
+    tech = plugins.resolve("technique", name, Technique, "ltray.pruning.Technique")
+    if tech is None:
+        return None
+    if not callable(tech.compute):
+        raise plugins.PluginError(f"{name}: Technique.compute is {type(tech.compute).__name__}, not a function")
+    compute = tech.compute
+
+    def guarded(*args) -> Masks:
+        try:
+            return compute(*args)
+        except Exception as e:  # noqa: BLE001 - whatever the user's technique raises
+            raise plugins.user_error(f"{name}: compute", e) from None
+
+    return dataclasses.replace(tech, name=name, compute=guarded)
 
 
 def prune(
@@ -96,13 +141,15 @@ def prune(
     seed: int,
     round: int,
     dim: int = 1,
+    context: PruneContext | None = None,
 ) -> Masks:
     """One pruning step: remove `fraction` of what survives in `mask` (per layer, or pooled for
-    global_unstructured). `round` and `seed` only feed the random techniques' generators."""
+    pooled techniques). `round` and `seed` feed the random techniques' generators; `context`
+    gives data-dependent techniques the model and data."""
     tech = get_technique(technique)
     fraction = check_fraction(fraction)
     _check_inputs(weights, mask)
-    return tech.compute(weights, mask, fraction, int(seed), int(round), int(dim))
+    return tech.compute(weights, mask, fraction, int(seed), int(round), int(dim), context or NoContext())
 
 
 def _check_inputs(weights: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> None:

@@ -17,8 +17,12 @@ from ltray.pruning.amount import n_to_prune
 
 def prune_lowest(scores: Tensor, mask: Tensor, fraction: float) -> Tensor:
     """New mask: `mask` minus the round(fraction * survivors) surviving entries of lowest score."""
+    return prune_count(scores, mask, n_to_prune(fraction, int(mask.sum())))
+
+
+def prune_count(scores: Tensor, mask: Tensor, k: int) -> Tensor:
+    """New mask: `mask` minus its k surviving entries of lowest score (ties: torch.topk's order)."""
     alive = mask.reshape(-1).nonzero().squeeze(1)  # flat indices of survivors, row-major
-    k = n_to_prune(fraction, alive.numel())
     new = mask.clone()
     if k == 0:
         return new
@@ -34,10 +38,16 @@ def l1_layer(weight: Tensor, mask: Tensor, fraction: float) -> Tensor:
 
 def global_l1(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor], fraction: float) -> dict[str, Tensor]:
     """Prune the smallest |w| pooled over all layers (in the mapping's order, as torch does)."""
-    names = list(weights)
-    scores = torch.cat([(weights[n] * masks[n]).abs().reshape(-1) for n in names])
+    scores = {n: (weights[n] * masks[n]).abs() for n in weights}
+    return global_lowest(scores, masks, n_to_prune(fraction, sum(int(masks[n].sum()) for n in weights)))
+
+
+def global_lowest(scores: Mapping[str, Tensor], masks: Mapping[str, Tensor], k: int) -> dict[str, Tensor]:
+    """Prune the k lowest scores among the survivors pooled over the layers of `scores` (in its order)."""
+    names = list(scores)
+    pooled_scores = torch.cat([scores[n].reshape(-1) for n in names])
     pooled = torch.cat([masks[n].reshape(-1) for n in names])
-    new = prune_lowest(scores, pooled, fraction)
+    new = prune_count(pooled_scores, pooled, k)
     out, start = {}, 0
     for n in names:
         size = masks[n].numel()

@@ -23,6 +23,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--take-over", action="store_true",
                    help="with --resume: take the experiment over from a driver that is dead but whose lease "
                         "has not expired yet")
+    p.add_argument("--strict-plugins", action="store_true",
+                   help="with --resume: refuse to continue when a plugin's source code changed since the last run "
+                        "(default: one warning line)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the plan; do not start Ray")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a private local Ray)")
     p.add_argument("--storage", help="where experiment folders go: a path or an s3:// / gs:// URI (overrides "
@@ -74,7 +77,10 @@ def main(argv=None) -> int:
         from ltray.orchestration.location import check_data_root, experiment_location
         from ltray.orchestration.plan import build_plan
 
+        from ltray.orchestration.plugin_check import check_plugins
+
         sweep = load_sweep(args.sweep, {"name": args.name})
+        check_plugins(sweep, args.sweep)
         location = experiment_location(sweep.name, sweep.storage, args.storage)
         check_data_root(sweep)
         sweep = sweep.model_copy(update={"storage": location.storage})
@@ -93,7 +99,7 @@ def main(argv=None) -> int:
         from ltray.sweep.run import run_sweep
 
         storage = open_storage(location.experiment)
-        notes = open_experiment(plan, storage, args.resume)
+        notes = open_experiment(plan, storage, args.resume, strict_plugins=args.strict_plugins)
         # the reporter also keeps ltray's gauges and the lease's ETA and running trials fresh; with -v
         # Tune's tables are the console and the reporter's lines go nowhere
         reporter = Reporter(plan, storage, location, interval_s=args.progress_interval, quiet=args.quiet,
@@ -103,7 +109,7 @@ def main(argv=None) -> int:
         else:
             print(f"experiment folder: {storage.uri} (storage from {location.source})", flush=True)
             for note in notes:
-                print(f"note: {note}", flush=True)
+                print(note if note.startswith("warning: ") else f"note: {note}", flush=True)
         result = run_sweep(plan, storage, resume=args.resume, take_over=args.take_over, address=args.address,
                            num_cpus=args.num_cpus, num_gpus=args.num_gpus, dashboard=args.dashboard,
                            verbose=1 if args.verbose else 0, reporter=reporter)
@@ -119,6 +125,8 @@ def main(argv=None) -> int:
               "credentials), then continue with --resume", file=sys.stderr)
         return 2
     except LtrayError as e:
+        if args.verbose and getattr(e, "user_traceback", ""):
+            print(e.user_traceback, file=sys.stderr, end="")  # raised inside a plugin: where, for its author
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like

@@ -12,9 +12,9 @@ import ray
 from ltray.errors import ExperimentError
 
 
-def join_cluster(address: str, namespace: str) -> None:
+def join_cluster(address: str, namespace: str, runtime_env: dict | None = None) -> None:
     try:
-        ray.init(address=address, namespace=namespace)
+        ray.init(address=address, namespace=namespace, runtime_env=runtime_env)
     except Exception as e:  # noqa: BLE001 - ConnectionError, RuntimeError, grpc errors
         raise ExperimentError(describe_failure(address, e, port_open(address))) from None
 

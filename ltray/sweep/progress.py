@@ -44,8 +44,8 @@ class Reporter:
 
     # ---- lifecycle --------------------------------------------------------------------------
     def notes(self, notes: list[str]) -> None:
-        for note in notes:
-            self._print(f"note: {note}")
+        for note in notes:  # a warning (a plugin changed under a resumed run) says so itself
+            self._print(note if note.startswith("warning: ") else f"note: {note}")
 
     def start(self, done: set[str], lease=None, searcher=None) -> None:
         """Called once Ray is up and the finished work is known (a resumed sweep starts part done).

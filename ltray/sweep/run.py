@@ -61,7 +61,7 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
     state, actor, session = FAILED, None, None
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        session = _connect(address, num_cpus, num_gpus, dashboard)
+        session = _connect(address, num_cpus, num_gpus, dashboard, runtime_env(plan.sweep))
         signal.signal(signal.SIGTERM, _raise_terminated)  # ray.init installs its own: sys.exit(15)
         lease.info.ray_address = ray.get_runtime_context().gcs_address or ""
         actor = start_actor(storage.uri, plan.sweep)
@@ -208,7 +208,14 @@ class RaySession:
                 time.sleep(0.5)
 
 
-def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> RaySession:
+def runtime_env(sweep) -> dict | None:
+    """The sweep's py_modules for every worker (Ray uploads local folders and files)."""
+    from ltray.plugins import import_from
+
+    return {"py_modules": import_from(sweep.py_modules)} if sweep.py_modules else None
+
+
+def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool, env: dict | None = None) -> RaySession:
     """Join a cluster, else start a private local Ray (or use the Ray this process already has).
 
     The cluster is ADDR, else $RAY_ADDRESS (set by `ray job submit`), else one started with
@@ -221,14 +228,14 @@ def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool) -> RaySes
     if address and address != "local":
         from ltray.sweep.connect import join_cluster
 
-        join_cluster(address, NAMESPACE)
+        join_cluster(address, NAMESPACE, env)
         return RaySession(joined=True)
     session = RaySession()
     session.settings.enter_context(local_ray_env())
     temp_dir = tempfile.mkdtemp(prefix="ltray-ray-", dir=os.environ.get("LTRAY_RAY_TMPDIR", "/tmp"))
     try:
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
-                 dashboard_host="127.0.0.1", namespace=NAMESPACE, _temp_dir=temp_dir,
+                 dashboard_host="127.0.0.1", namespace=NAMESPACE, _temp_dir=temp_dir, runtime_env=env,
                  configure_logging=True, logging_level="WARNING", log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - Ray raises many types for a failed start
         session.settings.close()

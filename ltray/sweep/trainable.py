@@ -8,12 +8,15 @@ trial's error.json from the exception itself, in one line, before Tune sees it.
 
 from __future__ import annotations
 
+import socket
+
 import ray
 from ray import tune
 
 from ltray.errors import one_line
 from ltray.experiment.records import TrialRecord
 from ltray.orchestration.trial_work import run_trial_work
+from ltray.plugins import PluginError
 from ltray.storage import open_storage
 from ltray.sweep import metrics
 from ltray.sweep.tune_io import read_trial_config, reported_metrics
@@ -34,8 +37,11 @@ def run_trial(config: dict) -> None:
                 metrics.record_round(settings.experiment, spec.labels.arch, spec.labels.technique, spec.kind.value,
                                      float(row["seconds"]))
 
-        run_trial_work(spec, record, device=device, root=settings.data_root, download=settings.download,
-                       report=report)
+        try:
+            run_trial_work(spec, record, device=device, root=settings.data_root, download=settings.download,
+                           report=report)
+        except PluginError as e:  # e.g. a worker without the plugin's package: say which node
+            raise PluginError(f"{e} (on node {ray.util.get_node_ip_address()}, {socket.gethostname()})") from None
     except Exception as e:
         try:
             record.mark_error(one_line(e))

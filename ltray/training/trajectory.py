@@ -19,8 +19,9 @@ from ltray.config import TrajectoryConfig
 from ltray.experiment import layout
 from ltray.masks import Mask, save_mask
 from ltray.masks.torch_io import parameter_shapes, to_numpy_mask, to_torch_mask
-from ltray.models import prunable_weights
-from ltray.pruning import prune
+from ltray.models import get_arch, prunable_weights
+from ltray.pruning import TensorContext, prune
+from ltray.seeding import derive_seed
 from ltray.training.measure import RoundResult, train_under_mask
 from ltray.training.setup import Setup, default_device, prepare
 from ltray.training.state import TrajectoryState, cpu_copy
@@ -44,6 +45,7 @@ class MaskFolder:
         return str(path)
 
 
+PRUNE_BATCHES_TAG = "prune-batches"
 RoundCallback = Callable[[RoundResult, TrajectoryState], None]
 
 
@@ -70,7 +72,8 @@ def run_trajectory(
     elif state.config_key and state.config_key != cfg.key():
         raise ValueError(f"resume state belongs to config {state.config_key}, not {cfg.key()}")
     prunable = set(prunable_weights(setup.model, include_output=cfg.prune.prune_output,
-                                    include_shortcuts=cfg.prune.prune_shortcuts))
+                                    include_shortcuts=cfg.prune.prune_shortcuts,
+                                    dense=get_arch(cfg.arch).dense_layers))
     results = []
     for r in range(state.next_round, cfg.rounds):
         start = time.perf_counter()
@@ -116,6 +119,15 @@ def _round_start_weights(setup: Setup, cfg: TrajectoryConfig, state: TrajectoryS
     return source
 
 
+def _prune_context(setup: Setup, cfg: TrajectoryConfig, mask: Mask, device, r: int) -> TensorContext:
+    """The trained network under its current mask and the task's training split, batches in an
+    order fixed by (seed, round): what data-dependent techniques need."""
+    task = setup.task
+    return TensorContext(setup.model, to_torch_mask(mask, device), task.train_x, task.train_y,
+                         seed=derive_seed(cfg.seed, PRUNE_BATCHES_TAG, r), batch_size=cfg.train.batch_size,
+                         inputs=task.inputs, input_shape=setup.input_shape)
+
+
 @torch.no_grad()
 def _next_mask(setup: Setup, cfg: TrajectoryConfig, mask: Mask, prunable: set, r: int) -> Mask:
     params = dict(setup.model.named_parameters())
@@ -124,5 +136,5 @@ def _next_mask(setup: Setup, cfg: TrajectoryConfig, mask: Mask, prunable: set, r
     device = next(iter(weights.values())).device if weights else "cpu"
     old = to_torch_mask({n: mask[n] for n in names}, device)
     new = prune(cfg.technique, weights, old, fraction=cfg.prune.fraction, seed=cfg.seed, round=r,
-                dim=cfg.prune.dim)
+                dim=cfg.prune.dim, context=_prune_context(setup, cfg, mask, device, r))
     return {**mask, **to_numpy_mask(new)}
