@@ -3,7 +3,9 @@ readers that check an experiment folder from its files alone."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -65,16 +67,24 @@ def run_sweep_here(plan, resume: bool = False, **kw) -> Path:
 
 
 def short_tmpdir(prefix: str) -> str:
-    """Ray's socket paths must stay short: a private dir directly under /tmp."""
-    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    """A private dir directly in the (run's) temp dir: Ray's socket paths under it must stay short."""
+    return tempfile.mkdtemp(prefix=prefix)
 
 
-def start_local_ray(num_cpus: int = 2, num_gpus: int = 0):
+@contextlib.contextmanager
+def local_ray(num_cpus: int = 2, num_gpus: int = 0):
+    """A private local Ray in this process for the block; then stopped, and its temp dir removed."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    temp_dir = short_tmpdir("ltt-")
     ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, namespace="ltray",
-             _temp_dir=short_tmpdir("ltt-"), logging_level="WARNING", log_to_driver=False)
+             _temp_dir=temp_dir, logging_level="WARNING", log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def rounds_table(exp: Path) -> pd.DataFrame:

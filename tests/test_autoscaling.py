@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from ltray.experiment import layout
-from tests.cluster_helpers import free_port, start_head, wait_for
+from tests.cluster_helpers import free_port, start_head
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.ray
 
