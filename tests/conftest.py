@@ -3,7 +3,8 @@
 Everything the suite puts in the temp dir (pytest's tmp_path, Ray's sessions, W&B's and
 multiprocessing's scratch folders) goes into one folder made for the run, through $TMPDIR, which
 Python, Ray and their children honour; the run removes it at its end, so nothing of the suite's
-stays in the system temp dir (.ci/run checks it). pytest-xdist's workers inherit the folder."""
+stays in the system temp dir (.ci/run checks it). pytest-xdist's workers inherit the folder. (Ray
+temp dirs that must stay shorter: tests/temp_dirs.py, removed by the process that made them.)"""
 
 import os
 import shutil
@@ -20,11 +21,18 @@ RAY_FILES_SLOWEST_FIRST = ["test_s3.py", "test_signals.py", "test_multinode.py",
 
 _owner = RUN_TMPDIR not in os.environ  # the run's first process (xdist's controller) makes and removes it
 if _owner:
+    os.environ["LTRAY_TEST_SYSTEM_TMPDIR"] = tempfile.gettempdir()  # tests/temp_dirs.py
     # short, directly in the system temp dir: Ray's socket paths under it are capped at 107 bytes
     os.environ[RUN_TMPDIR] = tempfile.mkdtemp(prefix="ltt.")
 os.environ["TMPDIR"] = os.environ[RUN_TMPDIR]
 os.environ["LTRAY_RAY_TMPDIR"] = os.environ[RUN_TMPDIR]  # a driver's local Ray (ltray's default is /tmp)
 tempfile.tempdir = None  # gettempdir() reads $TMPDIR again
+
+# pytest-xdist's workers share the cores: torch in each gets its share as threads, not all of them
+# (more threads than cores make each of torch's waits a spin)
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -37,5 +45,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
+    from tests.temp_dirs import remove_short_tmpdirs
+
+    remove_short_tmpdirs()  # this process's Ray temp dirs outside the run's folder
     if _owner:
         shutil.rmtree(os.environ[RUN_TMPDIR], ignore_errors=True)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ltray.masks import load_mask
+from tests.temp_dirs import short_tmpdir  # noqa: F401 - the sweep tests import it from here
 
 TINY_SWEEP = {
     "name": "tiny",
@@ -64,11 +64,6 @@ def run_sweep_here(plan, resume: bool = False, **kw) -> Path:
     result = run_sweep(plan, storage, resume=resume, verbose=0, **kw)
     assert not result.problems, result.problems
     return Path(location.experiment)
-
-
-def short_tmpdir(prefix: str) -> str:
-    """A private dir directly in the (run's) temp dir: Ray's socket paths under it must stay short."""
-    return tempfile.mkdtemp(prefix=prefix)
 
 
 @contextlib.contextmanager
