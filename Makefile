@@ -31,10 +31,21 @@ demo: setup
 	$(BIN)/ltray sweep sweeps/demo.yaml $(if $(wildcard experiments/demo/experiment.json),--resume)
 	$(BIN)/ltray analysis experiments/demo
 
-test: setup
-	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
+# `make test-fast`: the Ray-free tests (core, formats, plan, analysis, checks), CPU-bound, in
+# TEST_JOBS processes. `make test`: those, then the Ray end-to-end tests (marked `ray`), which
+# mostly wait on process starts, in RAY_TEST_JOBS processes. Each test file runs in one process
+# (its module fixtures run once); tests/conftest.py hands out the slowest Ray files first.
+TEST_JOBS ?= 2
+RAY_TEST_JOBS ?= 3
+PYTEST := RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q --dist loadfile
+
+test: test-fast
+	$(PYTEST) -m ray -n $(RAY_TEST_JOBS) --no-loadscope-reorder
+
+test-fast: setup
+	$(PYTEST) -m "not ray" -n $(TEST_JOBS)
 
 bench: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python bench/run_all.py
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test test-fast bench

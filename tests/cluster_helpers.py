@@ -83,9 +83,12 @@ class HeadNode:
         return proc
 
     def submit(self, entrypoint: list[str], submission_id: str, *, working_dir: str | None = None,
-               env_vars: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-        """`ray job submit` and wait for the job to end (the CLI follows its log meanwhile)."""
+               env_vars: dict | None = None, timeout: float = 300, wait: bool = True) -> subprocess.CompletedProcess:
+        """`ray job submit` and wait for the job to end (the CLI follows its log meanwhile), or with
+        wait=False return once it is submitted."""
         args = ["job", "submit", "--address", self.dashboard, "--submission-id", submission_id]
+        if not wait:
+            args.append("--no-wait")
         if working_dir is not None:
             args += ["--working-dir", working_dir]
         if env_vars:
@@ -156,15 +159,3 @@ def start_head(prefix: str, *args: str, port: int | None = None, env: dict | Non
         head.stop()
         raise RuntimeError(f"ray start failed ({proc.returncode}):\n{out[-3000:]}")
     return head
-
-
-def wait_for(condition, timeout_s: float, what: str, interval_s: float = 1.0):
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(interval_s)

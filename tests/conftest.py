@@ -1,7 +1,52 @@
-"""Shared test settings: a private Ray configuration, and no network."""
+"""Shared test settings: a private Ray configuration, no network, and one temp folder per run.
+
+Everything the suite puts in the temp dir (pytest's tmp_path, Ray's sessions, W&B's and
+multiprocessing's scratch folders) goes into one folder made for the run, through $TMPDIR, which
+Python, Ray and their children honour; the run removes it at its end, so nothing of the suite's
+stays in the system temp dir (.ci/run checks it). pytest-xdist's workers inherit the folder. (Ray
+temp dirs that must stay shorter: tests/temp_dirs.py, removed by the process that made them.)"""
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+RUN_TMPDIR = "LTRAY_TEST_TMPDIR"
+# The Ray test files, slowest first (`pytest -m ray --durations`, 2026-12-03): under pytest-xdist
+# (`make test`) the files are handed out in this order, so no long one starts last. Only an order:
+# a file not listed runs after these.
+RAY_FILES_SLOWEST_FIRST = ["test_s3.py", "test_signals.py", "test_multinode.py", "test_metrics.py",
+                           "test_autoscaling.py", "test_sweep_e2e.py", "test_ray_jobs.py", "test_faults.py",
+                           "test_trackers.py", "test_migration.py", "test_local_ray.py"]
+
+_owner = RUN_TMPDIR not in os.environ  # the run's first process (xdist's controller) makes and removes it
+if _owner:
+    os.environ["LTRAY_TEST_SYSTEM_TMPDIR"] = tempfile.gettempdir()  # tests/temp_dirs.py
+    # short, directly in the system temp dir: Ray's socket paths under it are capped at 107 bytes
+    os.environ[RUN_TMPDIR] = tempfile.mkdtemp(prefix="ltt.")
+os.environ["TMPDIR"] = os.environ[RUN_TMPDIR]
+os.environ["LTRAY_RAY_TMPDIR"] = os.environ[RUN_TMPDIR]  # a driver's local Ray (ltray's default is /tmp)
+tempfile.tempdir = None  # gettempdir() reads $TMPDIR again
+
+# pytest-xdist's workers share the cores: torch in each gets its share as threads, not all of them
+# (more threads than cores make each of torch's waits a spin)
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.pop("LTRAY_STORAGE", None)  # tests say where their experiments go
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(RAY_FILES_SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(item.fspath).name, len(rank)))  # stable: file order kept
+
+
+def pytest_unconfigure(config):
+    from tests.temp_dirs import remove_short_tmpdirs
+
+    remove_short_tmpdirs()  # this process's Ray temp dirs outside the run's folder
+    if _owner:
+        shutil.rmtree(os.environ[RUN_TMPDIR], ignore_errors=True)

@@ -3,14 +3,16 @@ readers that check an experiment folder from its files alone."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ltray.masks import load_mask
+from tests.temp_dirs import short_tmpdir  # noqa: F401 - the sweep tests import it from here
 
 TINY_SWEEP = {
     "name": "tiny",
@@ -64,17 +66,20 @@ def run_sweep_here(plan, resume: bool = False, **kw) -> Path:
     return Path(location.experiment)
 
 
-def short_tmpdir(prefix: str) -> str:
-    """Ray's socket paths must stay short: a private dir directly under /tmp."""
-    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
-
-
-def start_local_ray(num_cpus: int = 2, num_gpus: int = 0):
+@contextlib.contextmanager
+def local_ray(num_cpus: int = 2, num_gpus: int = 0):
+    """A private local Ray in this process for the block; then stopped, and its temp dir removed."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    temp_dir = short_tmpdir("ltt-")
     ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, namespace="ltray",
-             _temp_dir=short_tmpdir("ltt-"), logging_level="WARNING", log_to_driver=False)
+             _temp_dir=temp_dir, logging_level="WARNING", log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def rounds_table(exp: Path) -> pd.DataFrame:

@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from ltray.experiment import layout
-from tests.cluster_helpers import free_port, start_head, wait_for
+from tests.cluster_helpers import free_port, start_head
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -74,7 +75,12 @@ def autoscaled(tmp_path_factory):
     sweep_file = tmp / "autoscaled.yaml"
     sweep_file.write_text(yaml.safe_dump(SWEEP))
     head = start_head("lta-", "--num-cpus", "0", "--num-gpus", "0", "--resources", json.dumps({"ltray_head": 1}),
-                      "--autoscaling-config", str(config), port=port, env={"RAY_FAKE_CLUSTER": "1"})
+                      "--autoscaling-config", str(config), port=port,
+                      # the autoscaler looks every 10 s (5 by default): on a loaded machine Tune may
+                      # place the two trials a few seconds apart. It still tells them apart: one
+                      # pending trial at a time would hold the second back until the first runs,
+                      # which takes a node launched for it first
+                      env={"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "10"})
     try:
         job = head.submit(["python", "-m", "ltray.sweep", str(sweep_file), "--progress-interval", "10"],
                           "ltray-autoscaled", env_vars={"LTRAY_STORAGE": str(tmp / "exp"),

@@ -22,8 +22,8 @@ from ltray.experiment.journal import Journal
 from ltray.storage import LocalStorage
 from ltray.masks import load_mask
 from ltray.orchestration.plan import build_plan
-from tests.sweep_helpers import (TINY_SWEEP, assert_complete_and_unique, run_sweep_here, short_tmpdir,
-                                 source_masks, start_local_ray, tiny_sweep, tune_trial_dirs, vote_consensus)
+from tests.sweep_helpers import (TINY_SWEEP, assert_complete_and_unique, local_ray, run_sweep_here, short_tmpdir,
+                                 source_masks, tiny_sweep, tune_trial_dirs, vote_consensus)
 
 pytestmark = pytest.mark.ray
 
@@ -95,14 +95,13 @@ def test_killed_worker_and_actor_lose_nothing(tmp_path):
                 ray.kill(get_actor(str(exp)), no_restart=False)
                 killed["actor"] = True
 
-    start_local_ray()
     thread = threading.Thread(target=inject, daemon=True)
-    try:
-        thread.start()
-        run_sweep_here(plan)
-    finally:
-        thread.join(timeout=5)
-        ray.shutdown()
+    with local_ray():
+        try:
+            thread.start()
+            run_sweep_here(plan)
+        finally:
+            thread.join(timeout=5)
     assert killed["worker"] and killed["actor"], killed
     assert_complete_and_unique(exp, plan)
     _assert_consensus_exact(exp, plan)

@@ -14,6 +14,7 @@ from ltray.errors import ExperimentError
 from ltray.experiment import lease as lease_module
 from ltray.experiment.lease import Lease, LeaseLost, read_lease
 from ltray.storage import LocalStorage
+from tests.waiting import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -86,8 +87,7 @@ def test_heartbeat_and_a_damaged_lease(tmp_path):
     lease.acquire()
     first = read_lease(storage).heartbeat
     lease.start_heartbeat(interval_s=0.1)
-    time.sleep(0.5)
-    assert read_lease(storage).heartbeat > first
+    wait_for(lambda: read_lease(storage).heartbeat > first, 30, "the heartbeat to renew the lease", interval_s=0.05)
     lease.release("finished")
     storage.write_text("driver.json", "{garbage")
     assert read_lease(storage) is None  # a damaged lease holds nothing

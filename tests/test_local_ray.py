@@ -27,13 +27,10 @@ def _descendants(root: int) -> set[int]:
 
 
 @pytest.mark.skipif(shutil.which("ss") is None, reason="needs iproute2's ss to list sockets")
-def test_local_ray_binds_to_loopback_only(monkeypatch, tmp_path):
-    import ray
-
+def test_local_ray_binds_to_loopback_only():
     from ltray.sweep.run import _connect
 
-    monkeypatch.setenv("LTRAY_RAY_TMPDIR", "/tmp")
-    assert _connect("local", 1, 0, dashboard=False)
+    session = _connect("local", 1, 0, dashboard=False)
     try:
         pids = _descendants(os.getpid()) | {os.getpid()}
         listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
@@ -44,4 +41,4 @@ def test_local_ray_binds_to_loopback_only(monkeypatch, tmp_path):
             host = re.sub(r":\d+$", "", local).strip("[]")
             assert host in {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, line
     finally:
-        ray.shutdown()
+        session.close()  # Ray, its temp dir and the process-wide settings it made

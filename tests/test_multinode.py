@@ -45,7 +45,7 @@ def cluster():
     saved_flag = ray_constants.ENABLE_RAY_CLUSTER
     # a private temp dir (Cluster writes its address file under $RAY_TMPDIR), and every node on
     # 127.0.0.1: Ray otherwise advertises the machine's address, which may not accept connections
-    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="ltn-", dir="/tmp")
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="ltn-")
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ["LTRAY_ALLOW_CPU_FALLBACK"] = "1"  # the GPUs are fake: trials holding a share train on the CPU

@@ -16,6 +16,7 @@ import yaml
 from ltray.experiment import layout
 from ltray.sweep.actor import actor_name
 from tests.cluster_helpers import ROOT, start_head
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -36,6 +37,7 @@ SWEEP = {
 N_ROWS = 2 * SWEEP["rounds"] + 2  # two trajectories, then one pret-a-porter ticket per source
 PROGRESS = re.compile(r"^\[\d+m\d\ds\] trajectories \d/2, rounds \d/6, follow-ups \d/2, running \d, pending \d, "
                       r"failed 0, ETA (\S+)$")
+ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 TUNE_OUTPUT = ("Trial status", "Number of trials", "Trial name", "│", "+--", "Current time:", "Result logdir")
 
 
@@ -54,10 +56,24 @@ def _job_copies(head) -> list[Path]:
     return [p for p in files.glob("_ray_pkg_*") if p.is_dir()]
 
 
-def test_relative_storage_in_the_jobs_copy_is_refused_before_training(head):
-    proc = head.submit(["python", "-m", "ltray.sweep", "sweeps/demo.yaml"], "ltray-relative", working_dir=str(ROOT),
-                       timeout=120)
-    assert proc.returncode == 1, proc.stdout[-3000:]
+@pytest.fixture(scope="module")
+def stored_job(head, tmp_path_factory):
+    """Two jobs side by side: one with the sweep file's relative storage (refused), submitted
+    without waiting, and one with $LTRAY_STORAGE, followed to its end like a user would."""
+    submitted = head.submit(["python", "-m", "ltray.sweep", "sweeps/demo.yaml"], "ltray-relative",
+                            working_dir=str(ROOT), timeout=120, wait=False)
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    tmp = tmp_path_factory.mktemp("job")
+    sweep_file = tmp / "jobsweep.yaml"
+    sweep_file.write_text(yaml.safe_dump(SWEEP))
+    storage = tmp / "experiments"
+    proc = head.submit(["python", "-m", "ltray.sweep", str(sweep_file), "--progress-interval", "10"], "ltray-stored",
+                       working_dir=str(ROOT), env_vars={"LTRAY_STORAGE": str(storage)})
+    wait_for(lambda: head.job_status("ltray-relative") in ENDED, 120, "the refused job to end", interval_s=0.5)
+    return proc, storage / SWEEP["name"], head.job_logs("ltray-stored")
+
+
+def test_relative_storage_in_the_jobs_copy_is_refused_before_training(head, stored_job):
     assert head.job_status("ltray-relative") == "FAILED"
     logs = head.job_logs("ltray-relative")
     errors = [line for line in logs.splitlines() if line.startswith("error:")]
@@ -68,17 +84,6 @@ def test_relative_storage_in_the_jobs_copy_is_refused_before_training(head):
     copies = _job_copies(head)
     assert copies and all((c / "ltray").is_dir() for c in copies)  # the repository was uploaded
     assert not any((c / "experiments").exists() for c in copies)  # nothing written there
-
-
-@pytest.fixture(scope="module")
-def stored_job(head, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("job")
-    sweep_file = tmp / "jobsweep.yaml"
-    sweep_file.write_text(yaml.safe_dump(SWEEP))
-    storage = tmp / "experiments"
-    proc = head.submit(["python", "-m", "ltray.sweep", str(sweep_file), "--progress-interval", "10"], "ltray-stored",
-                       working_dir=str(ROOT), env_vars={"LTRAY_STORAGE": str(storage)})
-    return proc, storage / SWEEP["name"], head.job_logs("ltray-stored")
 
 
 def test_ltray_storage_of_the_job_puts_the_experiment_folder_there(head, stored_job):

@@ -19,11 +19,12 @@ import yaml
 
 from ltray.orchestration.plan import build_plan
 from tests.sweep_helpers import TINY_SWEEP, assert_complete_and_unique, short_tmpdir, tiny_sweep
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 # 6 trajectories and 23 follow-ups: each phase below stops the driver once it has trained a round,
-# and the sweep must still be training when it does (the refused second driver alone takes ~10 s)
+# and the sweep must still be training when it does
 SWEEP = TINY_SWEEP
 
 
@@ -48,16 +49,19 @@ def _wait_for(exp: Path, done: int, driver: subprocess.Popen, timeout_s: float =
         time.sleep(0.3)
 
 
+def _session_alive(session: int) -> bool:
+    try:
+        os.killpg(session, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _stopped(driver: subprocess.Popen, sig: int, tmp_parent: str) -> tuple[int, str, str]:
     driver.send_signal(sig)  # the driver alone, as a terminal or `kill` would
     out, err = driver.communicate(timeout=120)
-    time.sleep(2)
-    try:  # the local Ray it started went down with it
-        os.killpg(driver.pid, 0)
-        left = True
-    except ProcessLookupError:
-        left = False
-    assert not left, "processes of the stopped driver's session are still running"
+    # the local Ray it started goes down with it (its last processes may take a moment to exit)
+    wait_for(lambda: not _session_alive(driver.pid), 30, "the stopped driver's session to end", interval_s=0.1)
     assert not [p for p in os.listdir(tmp_parent) if p.startswith("ltray-ray-")], "temp dir left behind"
     return driver.returncode, out, err
 
@@ -87,8 +91,14 @@ def test_concurrent_drivers_signals_and_resume(tmp_path):
     first = _driver(cmd, first_env)
     try:
         _wait_for(exp, 1, first, count=_masks)  # it trains
-        second = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=env()[0], capture_output=True, text=True,
-                                timeout=120)
+        # held while the second driver starts, so that it cannot finish the sweep meanwhile
+        # however slowly the second one starts; it stays alive and holds its lease
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = subprocess.run(cmd + ["--resume"], cwd=ROOT, env=env()[0], capture_output=True, text=True,
+                                    timeout=300)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
         assert second.returncode == 2 and "being run by another driver" in _one_line(second.stderr), second.stderr
         assert first.poll() is None, "the first driver finished before it could be stopped"
         code, out, err = _stopped(first, signal.SIGTERM, first_tmp)

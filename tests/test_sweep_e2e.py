@@ -13,7 +13,7 @@ from ltray.experiment import layout
 from ltray.experiment.schemas import CONSENSUS, ROUNDS, SIMILARITY
 from ltray.masks import count_kept, load_mask, sparsity
 from ltray.orchestration.plan import build_plan, group_followups
-from tests.sweep_helpers import (TINY_SWEEP, rounds_table, run_sweep_here, source_masks, start_local_ray, tiny_sweep,
+from tests.sweep_helpers import (TINY_SWEEP, local_ray, rounds_table, run_sweep_here, source_masks, tiny_sweep,
                                  tune_trial_dirs, vote_consensus)
 
 pytestmark = pytest.mark.ray
@@ -21,15 +21,10 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    import ray
-
     sweep = tiny_sweep(tmp_path_factory.mktemp("exp"))
     plan = build_plan(sweep)
-    start_local_ray()
-    try:
+    with local_ray():
         exp = run_sweep_here(plan)
-    finally:
-        ray.shutdown()
     return exp, plan
 
 

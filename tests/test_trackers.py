@@ -12,7 +12,7 @@ from ltray.errors import ConfigError
 from ltray.orchestration.plan import build_plan
 from ltray.sweep.trackers import check_trackers, trial_tags
 from ltray.sweep.tune_io import RunSettings, trial_config
-from tests.sweep_helpers import TINY_SWEEP, run_sweep_here, start_local_ray, tiny_sweep
+from tests.sweep_helpers import TINY_SWEEP, local_ray, run_sweep_here, tiny_sweep
 
 pytestmark = pytest.mark.ray
 
@@ -28,8 +28,6 @@ TRACKED = dict(
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
-    import ray
-
     env = pytest.MonkeyPatch()
     env.setenv("WANDB_MODE", "offline")
     env.setenv("WANDB_SILENT", "true")
@@ -38,11 +36,10 @@ def logged(tmp_path_factory):
         env.delenv(name, raising=False)  # restored afterwards, whatever the sweep set
     sweep = tiny_sweep(tmp_path_factory.mktemp("exp"), **TRACKED)
     plan = build_plan(sweep)
-    start_local_ray()
     try:
-        exp = run_sweep_here(plan)
+        with local_ray():
+            exp = run_sweep_here(plan)
     finally:
-        ray.shutdown()
         env.undo()
     rounds = pd.read_csv(exp / "rounds.csv")
     consensus = pd.read_csv(exp / "consensus.csv")
