@@ -56,9 +56,11 @@ def write_job(tmp_path: Path, overrides: dict, *flags: str) -> tuple[Path, Path,
     return script, tmp_path / "exp" / "tiny", plan
 
 
-def finished(slurm, job_id: int, timeout_s: float = 300) -> dict:
+def finished(slurm, job_id: int, timeout_s: float = 400) -> dict:
     def done():
         job = slurm.job(job_id)
+        if job["JobState"] == "PENDING" and job.get("Reason") == "BeginTime":
+            slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")  # skip the requeue hold
         return job if job["JobState"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL") else None
 
     return wait_for(done, timeout_s, f"job {job_id} to end", interval_s=1)
@@ -72,6 +74,12 @@ def no_job_processes(job_id: int) -> bool:
     """No process of the job's Ray is left (they all run with the job's temp dir in their arguments)."""
     out = subprocess.run(["ps", "-ww", "-eo", "args="], capture_output=True, text=True).stdout
     return not any(f"/ltray-{job_id}." in line for line in out.splitlines())
+
+
+def finished_rounds(exp: Path) -> list[str]:
+    """Mask paths of the rounds the experiment folder records as finished (trials/*/results.json)."""
+    return [row["mask_path"] for results in exp.glob("trials/*/results.json")
+            for row in json.loads(results.read_text())["rounds"]]
 
 
 def test_tiny_sweep_runs_through_the_batch_script(slurm, tmp_path):
@@ -92,7 +100,7 @@ def test_signalled_run_requeues_and_resumes_with_nothing_retrained(slurm, tmp_pa
     script, exp, plan = write_job(tmp_path, SMALL, "--max-requeues", "2")
     job_id = slurm.submit(script)
     # the first run trains until a round is finished, then gets SLURM's pre-limit signal
-    wait_for(lambda: list(exp.glob("masks/**/*.ltmask")) or slurm.job(job_id)["JobState"] not in ("PENDING", "RUNNING"),
+    wait_for(lambda: finished_rounds(exp) or slurm.job(job_id)["JobState"] not in ("PENDING", "RUNNING"),
              300, "a finished round")
     assert slurm.job(job_id)["JobState"] == "RUNNING", job_log(tmp_path, job_id)[-3000:]
     slurm.run("scancel", "--batch", "--signal=TERM", str(job_id))
@@ -101,15 +109,13 @@ def test_signalled_run_requeues_and_resumes_with_nothing_retrained(slurm, tmp_pa
     done_before = {p.parent.name for p in exp.glob("trials/*/done.json")}
     assert len(done_before) < len(plan.trajectories) + plan.max_followups(), "the sweep ended before the signal"
     kept = {}
-    for results in exp.glob("trials/*/results.json"):
-        for row in json.loads(results.read_text())["rounds"]:
-            st = (exp / row["mask_path"]).stat()
-            kept[row["mask_path"]] = (st.st_ino, st.st_mtime_ns)
+    for rel in finished_rounds(exp):
+        st = (exp / rel).stat()
+        kept[rel] = (st.st_ino, st.st_mtime_ns)
     assert kept, "no round was finished before the signal"
     assert json.loads((exp / "driver.json").read_text())["state"] == "interrupted"
 
-    slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")  # skip the requeue hold
-    job = finished(slurm, job_id)
+    job = finished(slurm, job_id)  # releases the requeue hold
     log = job_log(tmp_path, job_id)
     assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", log[-3000:]
     assert "requeue 1 of at most 2" in log and f"job {job_id} run 2" in log

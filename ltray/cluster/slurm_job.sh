@@ -22,7 +22,8 @@ on_term() {  # SLURM's warning before the time limit, or a preemption
 trap on_term TERM
 HEAD=$(node address) || exit 2
 "$LTRAY_PYTHON" -m ltray.cluster.slurm_node head --address "$HEAD" &  # not via node(): $! must be ltray's pid
-RAY_PIDS=$!
+HEAD_PID=$!
+RAY_PIDS=$HEAD_PID
 if [ "$NODES" -gt 1 ]; then
     srun --nodes=$((NODES - 1)) --ntasks=$((NODES - 1)) --ntasks-per-node=1 --exclude="$(hostname)" \
         ${LTRAY_WORKER_GPUS:+--gpus-per-node=$LTRAY_WORKER_GPUS} --kill-on-bad-exit=0 \
@@ -35,8 +36,10 @@ stop_ray() {
     wait $RAY_PIDS 2>/dev/null
 }
 
-STATUS=2
-if node wait --address "$HEAD" --timeout 300 && [ "$SIGNALLED" = 0 ]; then
+STATUS=143  # what requeues: SLURM's signal, or a Ray that never came up here
+if ! node wait --address "$HEAD" --pid "$HEAD_PID" --timeout 300; then
+    say "the job's Ray head did not come up"
+elif [ "$SIGNALLED" = 0 ]; then
     ARGS=("$LTRAY_SWEEP" --address "$HEAD" --progress-interval "$LTRAY_PROGRESS_INTERVAL")
     if [ "$RESTART" -gt 0 ] || [ "$LTRAY_RESUME" = 1 ]; then
         ARGS+=(--resume --take-over)  # the lease is this job's own, held by its previous run
@@ -44,23 +47,30 @@ if node wait --address "$HEAD" --timeout 300 && [ "$SIGNALLED" = 0 ]; then
     "$LTRAY_PYTHON" -m ltray.sweep "${ARGS[@]}" &
     DRIVER=$!
     [ "$SIGNALLED" = 1 ] && kill -TERM "$DRIVER"  # signalled while it was being started
-    wait $DRIVER
-    STATUS=$?
-    while kill -0 $DRIVER 2>/dev/null; do  # `wait` returned early for the trap: wait for the driver itself
-        wait $DRIVER
-        STATUS=$?
+    RAY_LOST=
+    while kill -0 "$DRIVER" 2>/dev/null; do
+        if [ -z "$RAY_LOST" ] && ! kill -0 "$HEAD_PID" 2>/dev/null; then
+            RAY_LOST=$SECONDS
+            say "the job's Ray head stopped: stopping the sweep"
+            kill -TERM "$DRIVER" 2>/dev/null
+        elif [ -n "$RAY_LOST" ] && [ $((SECONDS - RAY_LOST)) -gt 60 ]; then
+            kill -KILL "$DRIVER" 2>/dev/null  # a driver still waiting for the lost head
+        fi
+        sleep 2 & wait $!  # returns at once for the TERM trap, which passes the signal on
     done
+    wait "$DRIVER"
+    STATUS=$?
+    [ -n "$RAY_LOST" ] && [ "$STATUS" -ne 0 ] && STATUS=143  # Ray failed, not the sweep: requeue
 fi
 stop_ray
-[ "$SIGNALLED" = 1 ] && [ "$STATUS" -ne 0 ] && STATUS=143  # stopped before the sweep could start
 
 if [ "$STATUS" -eq 143 ]; then
     if [ "$RESTART" -lt "$LTRAY_MAX_REQUEUES" ]; then
-        say "sweep interrupted (exit 143); requeue $((RESTART + 1)) of at most $LTRAY_MAX_REQUEUES: the next run resumes"
+        say "stopped before the end (exit 143); requeue $((RESTART + 1)) of at most $LTRAY_MAX_REQUEUES: the next run resumes"
         scontrol requeue "$SLURM_JOB_ID" && exit 143
         say "scontrol requeue failed: resubmit this script with --resume (ltray slurm --resume ...)"
     else
-        say "sweep interrupted (exit 143) and $LTRAY_MAX_REQUEUES requeues are spent: resubmit with --resume to go on"
+        say "stopped before the end (exit 143) and $LTRAY_MAX_REQUEUES requeues are spent: resubmit with --resume to go on"
     fi
 fi
 say "sweep exited with status $STATUS"

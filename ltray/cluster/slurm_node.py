@@ -132,7 +132,9 @@ def ray_start_args(role: str, ports: Ports, temp_dir: Path, ip: str, cpus: int, 
     return args + ["--address", head_address]
 
 
-def wait_for_port(address: str, timeout_s: float) -> None:
+def wait_for_port(address: str, timeout_s: float, pid: int | None = None) -> None:
+    """Until the head answers at `address`; NodeError after `timeout_s` or once process `pid` (the
+    head's launcher) has ended."""
     host, _, port = address.rpartition(":")
     deadline = time.monotonic() + timeout_s
     while True:
@@ -140,31 +142,60 @@ def wait_for_port(address: str, timeout_s: float) -> None:
             with socket.create_connection((host, int(port)), timeout=2):
                 return
         except OSError:
+            if pid is not None and not _alive(pid):
+                raise NodeError(f"the job's Ray head ended before it answered at {address}") from None
             if time.monotonic() > deadline:
                 raise NodeError(f"the job's Ray head at {address} did not answer within {timeout_s:.0f} s") from None
             time.sleep(0.5)
 
 
-def run_ray(args: list[str], temp_dir: Path) -> int:
-    """`ray start --block` until it ends or this process is told to stop; then the job's folder goes."""
-    temp_dir.mkdir(parents=True, exist_ok=True)
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _state(pid) != "Z"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def run_ray(args: list[str], temp_dir: Path, attempts: int = 3, startup_s: float = 120.0) -> int:
+    """`ray start --block` until it ends or this process is told to stop; then the job's folder goes.
+    A start that fails within `startup_s` (Ray gives its raylet 30 s to register, which a loaded
+    node can miss) is tried again, up to `attempts` times."""
     ray = Path(sys.executable).with_name("ray")
     log = temp_dir / "ray-start.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([str(ray if ray.exists() else "ray"), *args], stdout=out, stderr=subprocess.STDOUT)
-    stopping = []
+    stopping, proc = [], None
 
     def stop(signum, _frame):
         stopping.append(signum)
-        proc.send_signal(signal.SIGTERM)  # `ray start --block` ends the Ray processes it started
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)  # `ray start --block` ends the Ray processes it started
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
-    code = proc.wait()
-    if not stopping:
+    for attempt in range(1, attempts + 1):
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([str(ray if ray.exists() else "ray"), *args], stdout=out,
+                                    stderr=subprocess.STDOUT)
+        code = proc.wait()
+        if stopping:
+            break
         lines = log.read_text(errors="replace").strip().splitlines()
         print(f"ltray slurm: ray start on {socket.gethostname()} ended by itself ({code}): "
               f"{lines[-1] if lines else 'no output'}", file=sys.stderr, flush=True)
+        if time.monotonic() - started > startup_s or attempt == attempts:
+            break
+        print(f"ltray slurm: starting Ray again ({attempt + 1} of {attempts})", file=sys.stderr, flush=True)
     shutil.rmtree(temp_dir, ignore_errors=True)
     try:
         temp_dir.parent.rmdir()  # the job's folder, once no other role of this job uses it
@@ -181,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                         "`ray start --block`; wait: until the head answers")
     p.add_argument("--address", default="", help="the head's host:port (worker, wait)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the head (worker, wait)")
+    p.add_argument("--pid", type=int, help="wait: stop waiting once this process (the head's launcher) ends")
     args = p.parse_args(argv)
     env = dict(os.environ)
     try:
@@ -191,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{node_ip()}:{pick_ports(job_id).gcs}")
             return 0
         if args.role == "wait":
-            wait_for_port(args.address, args.timeout)
+            wait_for_port(args.address, args.timeout, args.pid)
             return 0
         if args.role == "worker":
             wait_for_port(args.address, args.timeout)
