@@ -44,8 +44,11 @@ class Findings:
         self.warnings: list[Problem] = []
 
     def problem(self, *where_and_message) -> None:
+        """One finding per field: the first (the most basic) is the one to fix first."""
         *where, message = where_and_message
-        self.problems.append(Problem(key_path(*where), message))
+        path = key_path(*where)
+        if all(p.path != path for p in self.problems):
+            self.problems.append(Problem(path, message))
 
 
 def ray_containers(group: dict, *where) -> list[tuple[tuple, dict]]:
