@@ -32,9 +32,13 @@ demo: setup
 	$(BIN)/ltray analysis experiments/demo
 
 test: setup
-	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not slurm"
+
+# the batch script of `ltray slurm` on a private one-node SLURM (root, Debian's slurm-wlm and munge; about 4 minutes)
+test-slurm: setup
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m slurm
 
 bench: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python bench/run_all.py
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test test-slurm bench

@@ -58,7 +58,7 @@ class SlurmJob:
     max_requeues: int = 10
     signal_lead_s: int = 600
     job_name: str = "ltray"
-    output: Path | None = None  # the job log; None: ltray-<name>-<job id>.out in the submit folder
+    output: Path | None = None  # the job log; None: <job name>-<job id>.out in the submit folder
     python: str = sys.executable
     resume: bool = False
     progress_interval_s: float = 60.0
@@ -86,7 +86,7 @@ class SlurmJob:
 
 
 def sbatch_lines(job: SlurmJob) -> list[str]:
-    log = job.output or Path.cwd() / "ltray-%x-%j.out"
+    log = job.output or Path.cwd() / "%x-%j.out"
     lines = [f"--job-name={job.job_name}", f"--nodes={job.nodes}", "--ntasks-per-node=1", f"--time={job.time}",
              "--requeue", f"--signal=B:TERM@{job.signal_lead_s}", "--open-mode=append", f"--output={log}"]
     if job.cpus_per_node is not None:
@@ -142,8 +142,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-requeues", type=int, default=10, help="requeues after a time limit (default 10)")
     p.add_argument("--signal-lead", type=int, default=600, metavar="SECONDS",
                    help="SIGTERM this long before the time limit, to stop cleanly (default 600)")
-    p.add_argument("--job-name", default="ltray", help="SLURM job name (default ltray)")
-    p.add_argument("--log", help="the job log (default: ltray-<name>-<job id>.out in this folder)")
+    p.add_argument("--job-name", help="SLURM job name (default: ltray-<sweep name>)")
+    p.add_argument("--log", help="the job log (default: <job name>-<job id>.out in this folder)")
     p.add_argument("--python", default=sys.executable, help="the Python that has ltray (default: this one)")
     p.add_argument("--resume", action="store_true", help="continue an existing experiment from the first run")
     p.add_argument("--progress-interval", type=float, default=60.0, metavar="SECONDS",
@@ -156,14 +156,14 @@ def job_from_args(args: argparse.Namespace) -> SlurmJob:
     from ltray.orchestration.load import load_sweep
 
     sweep = Path(args.sweep).resolve()
-    load_sweep(sweep)  # a typo found now, not after hours in the queue
+    name = load_sweep(sweep).name  # a typo found now, not after hours in the queue
     storage = args.storage
     if storage is not None and "://" not in storage:
         storage = os.path.abspath(storage)
     return SlurmJob(sweep=sweep, time=args.time, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
                     cpus_per_node=args.cpus_per_node, partition=args.partition, account=args.account,
                     storage=storage, max_requeues=args.max_requeues, signal_lead_s=args.signal_lead,
-                    job_name=args.job_name, output=Path(args.log).resolve() if args.log else None,
+                    job_name=args.job_name or f"ltray-{name}", output=Path(args.log).resolve() if args.log else None,
                     python=args.python, resume=args.resume, progress_interval_s=args.progress_interval)
 
 
