@@ -166,3 +166,22 @@ def test_outside_a_job_one_line(monkeypatch, capsys):
     assert slurm_node.main(["address"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "SLURM_JOB_ID is not set" in err[0]
+
+
+def test_the_driver_waits_until_the_head_has_started(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        ready = tmp_path / "head.ready"
+        with pytest.raises(slurm_node.NodeError, match="did not answer"):  # the port is open, Ray not yet up
+            slurm_node.wait_for_head(address, 1.0, ready=ready)
+        ready.touch()
+        slurm_node.wait_for_head(address, 5.0, ready=ready)
+
+
+def test_waiting_stops_when_the_head_has_ended(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    with pytest.raises(slurm_node.NodeError, match="ended before it answered"):
+        slurm_node.wait_for_head("127.0.0.1:1", 60.0, pid=ended.pid)

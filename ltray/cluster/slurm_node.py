@@ -24,6 +24,7 @@ PORT_LOW, PORT_HIGH = 20000, 32700  # above a default Ray's worker ports (10002-
 BLOCK = 100  # ports per node: 10 services, then 90 worker ports
 SOCKET_ROOM = 72  # bytes appended below the job folder: /head/session_<date>_<pid>/sockets/plasma_store
 MAX_SOCKET_PATH = 107
+READY_TEXT = "Ray runtime started."  # what `ray start` prints once its node is up
 SERVICES = ("gcs", "node_manager", "object_manager", "metrics_export", "dashboard_agent_listen",
             "dashboard_agent_grpc", "runtime_env_agent", "ray_client_server", "dashboard")
 
@@ -132,13 +133,15 @@ def ray_start_args(role: str, ports: Ports, temp_dir: Path, ip: str, cpus: int, 
     return args + ["--address", head_address]
 
 
-def wait_for_port(address: str, timeout_s: float, pid: int | None = None) -> None:
-    """Until the head answers at `address`; NodeError after `timeout_s` or once process `pid` (the
-    head's launcher) has ended."""
+def wait_for_head(address: str, timeout_s: float, pid: int | None = None, ready: Path | None = None) -> None:
+    """Until the head answers at `address` (and, on the head's node, has written `ready`); NodeError
+    after `timeout_s` or once process `pid` (the head's launcher) has ended."""
     host, _, port = address.rpartition(":")
     deadline = time.monotonic() + timeout_s
     while True:
         try:
+            if ready is not None and not ready.exists():
+                raise OSError("not started yet")
             with socket.create_connection((host, int(port)), timeout=2):
                 return
         except OSError:
@@ -166,10 +169,15 @@ def _state(pid: int) -> str:
         return ""
 
 
-def run_ray(args: list[str], temp_dir: Path, attempts: int = 3, startup_s: float = 120.0) -> int:
+def ready_file(env: dict, role: str) -> Path:
+    """Exists while this node's `ray start` has started Ray and still runs."""
+    return job_dir(env) / f"{role}.ready"
+
+
+def run_ray(args: list[str], temp_dir: Path, ready: Path, attempts: int = 3, startup_s: float = 120.0) -> int:
     """`ray start --block` until it ends or this process is told to stop; then the job's folder goes.
-    A start that fails within `startup_s` (Ray gives its raylet 30 s to register, which a loaded
-    node can miss) is tried again, up to `attempts` times."""
+    `ready` is written once Ray says it started. A start that fails within `startup_s` (Ray gives
+    its raylet 30 s to register, which a loaded node can miss) is tried again, up to `attempts` times."""
     ray = Path(sys.executable).with_name("ray")
     log = temp_dir / "ray-start.log"
     stopping, proc = [], None
@@ -185,9 +193,17 @@ def run_ray(args: list[str], temp_dir: Path, attempts: int = 3, startup_s: float
         temp_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with open(log, "ab") as out:
+            offset = out.tell()
             proc = subprocess.Popen([str(ray if ray.exists() else "ray"), *args], stdout=out,
                                     stderr=subprocess.STDOUT)
-        code = proc.wait()
+        code = None
+        while code is None:
+            try:
+                code = proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                if not ready.exists() and READY_TEXT in log.read_bytes()[offset:].decode(errors="replace"):
+                    ready.touch()
+        ready.unlink(missing_ok=True)
         if stopping:
             break
         lines = log.read_text(errors="replace").strip().splitlines()
@@ -209,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Start this node's part of a SLURM job's private Ray.")
     p.add_argument("role", choices=["address", "head", "worker", "wait"],
                    help="address: print the head's host:port (run on the head's node); head/worker: run "
-                        "`ray start --block`; wait: until the head answers")
+                        "`ray start --block`; wait: until the head has started (run on the head's node)")
     p.add_argument("--address", default="", help="the head's host:port (worker, wait)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the head (worker, wait)")
     p.add_argument("--pid", type=int, help="wait: stop waiting once this process (the head's launcher) ends")
@@ -223,10 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{node_ip()}:{pick_ports(job_id).gcs}")
             return 0
         if args.role == "wait":
-            wait_for_port(args.address, args.timeout, args.pid)
+            wait_for_head(args.address, args.timeout, args.pid, ready_file(env, "head"))
             return 0
         if args.role == "worker":
-            wait_for_port(args.address, args.timeout)
+            wait_for_head(args.address, args.timeout)
             ports = pick_ports(job_id)
         else:
             port = int(args.address.rpartition(":")[2]) if args.address else pick_ports(job_id).gcs
@@ -235,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         temp_dir = job_dir(env) / ("head" if args.role == "head" else "worker")
         print(f"ltray slurm: {args.role} on {socket.gethostname()} ({node_ip()}): {cpus} CPUs, {gpus} GPUs, ports "
               f"{ports.base}-{ports.base + BLOCK - 1}, temp dir {temp_dir}", flush=True)
-        return run_ray(ray_start_args(args.role, ports, temp_dir, node_ip(), cpus, gpus, args.address), temp_dir)
+        return run_ray(ray_start_args(args.role, ports, temp_dir, node_ip(), cpus, gpus, args.address), temp_dir,
+                       ready_file(env, args.role))
     except NodeError as e:
         print(f"ltray slurm: {e}", file=sys.stderr)
         return 2
