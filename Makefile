@@ -34,7 +34,7 @@ demo: setup
 test: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not slurm"
 
-# the batch script of `ltray slurm` on a private one-node SLURM (root, Debian's slurm-wlm and munge; about 4 minutes)
+# the batch script of `ltray slurm` on a private one-node SLURM (root; Debian's slurm-wlm and munge; 4-12 minutes)
 test-slurm: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m slurm
 
