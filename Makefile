@@ -40,12 +40,17 @@ RAY_TEST_JOBS ?= 3
 PYTEST := RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q --dist loadfile
 
 test: test-fast
-	$(PYTEST) -m ray -n $(RAY_TEST_JOBS) --no-loadscope-reorder
+	$(PYTEST) -m "ray and not slurm" -n $(RAY_TEST_JOBS) --no-loadscope-reorder
 
 test-fast: setup
-	$(PYTEST) -m "not ray" -n $(TEST_JOBS)
+	$(PYTEST) -m "not ray and not slurm" -n $(TEST_JOBS)
+
+# the batch script of `ltray slurm` on a private one-node SLURM (root; Debian's slurm-wlm and munge;
+# about 5 minutes); .ci/run runs it after `make test`
+test-slurm: setup
+	$(PYTEST) -m slurm
 
 bench: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python bench/run_all.py
 
-.PHONY: setup demo test test-fast bench
+.PHONY: setup demo test test-fast test-slurm bench

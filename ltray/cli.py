@@ -1,6 +1,6 @@
-"""The `ltray` command: `ltray sweep|status|check|analysis ARGS...` runs the `python -m` twin with
+"""The `ltray` command: `ltray sweep|status|check|slurm|analysis ARGS...` runs the `python -m` twin with
 the same arguments and exit status (`python -m ltray.sweep`, `python -m ltray.status`,
-`python -m ltray.cluster check`, `python -m ltray_analysis`)."""
+`python -m ltray.cluster check`, `python -m ltray.cluster.slurm`, `python -m ltray_analysis`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ COMMANDS = {
     "status": ("ltray.status", [], None, "progress of an experiment folder (python -m ltray.status)"),
     "check": ("ltray.cluster.__main__", ["check"], "sweep",
               "validate Ray cluster files offline (python -m ltray.cluster check)"),
+    "slurm": ("ltray.cluster.slurm", [], "sweep",
+              "write an sbatch script that runs a sweep and requeues it (python -m ltray.cluster.slurm)"),
     "analysis": ("ltray_analysis.__main__", [], "analysis",
                  "figures, tables and report.md of an experiment folder (python -m ltray_analysis)"),
 }

@@ -31,8 +31,8 @@ def run(args, cwd=ROOT, env=None, exe=None):
 def test_help_lists_every_subcommand():
     code, out, err = run(["--help"])
     assert code == 0 and err == ""
-    commands = [line.split()[0] for line in out.split("commands:")[1].strip().splitlines()[:4]]
-    assert commands == ["sweep", "status", "check", "analysis"]
+    commands = [line.split()[0] for line in out.split("commands:")[1].strip().splitlines()[:5]]
+    assert commands == ["sweep", "status", "check", "slurm", "analysis"]
     code, out, err = run([])
     assert code == 2 and "commands:" in out  # no command: the same list, exit 2
 
@@ -46,7 +46,7 @@ def test_version_names_the_git_revision():
 def test_unknown_command_is_one_line():
     code, out, err = run(["train"])
     assert code == 2 and out == ""
-    assert err.strip() == "ltray: unknown command 'train'; choose from sweep, status, check, analysis (ltray --help)"
+    assert err.strip() == "ltray: unknown command 'train'; choose from sweep, status, check, slurm, analysis (ltray --help)"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,10 @@ TWINS = {
     "check": (["check", "cluster.yaml", "cluster-gcp.yaml"], ["-m", "ltray.cluster", "check", "cluster.yaml",
                                                                "cluster-gcp.yaml"], 0),
     "check no file": (["check", "no-such.yaml"], ["-m", "ltray.cluster", "check", "no-such.yaml"], 2),
+    "check kuberay": (["check", "deploy/kubernetes/rayjob.yaml"],
+                      ["-m", "ltray.cluster", "check", "deploy/kubernetes/rayjob.yaml"], 0),
+    "slurm": (["slurm", "sweeps/demo.yaml", "--time", "1:00:00", "--python", "python3"],
+              ["-m", "ltray.cluster.slurm", "sweeps/demo.yaml", "--time", "1:00:00", "--python", "python3"], 0),
     "analysis help": (["analysis", "--help"], ["-m", "ltray_analysis", "--help"], 0),
 }
 

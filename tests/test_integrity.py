@@ -22,6 +22,7 @@ DIRECT_WRITES = {
     ("ltray/fileio.py", "open"): "the atomic writer itself",
     ("ltray/storage.py", "write_bytes"): "Storage.write_text calls its own atomic write_bytes",
     ("ltray/data/torchvision_sets.py", "open"): "an empty lock file",
+    ("ltray/cluster/slurm_node.py", "open"): "the log that `ray start` appends to in a SLURM job's temp dir",
     ("analysis/plotting.py", "savefig"): "report figures, rebuilt by rerunning the analysis",
 }
 UNSAFE = {("pickle", "load"), ("pickle", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"),

@@ -1,5 +1,5 @@
 """`python -m ltray.cluster check`: validate a Ray cluster file offline, against Ray's schema and
-ltray's rules, before `ray up` spends money on it.
+ltray's rules, before `ray up` spends money on it; or a KubeRay manifest (ltray.cluster.kuberay).
 
 check_file(path) -> CheckResult; problems name the key path. User mistakes (unreadable file,
 bad YAML) raise ConfigError with a one-line message.
@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from ltray.cluster.images import image_warnings
+from ltray.cluster.kuberay import check_kuberay, is_kuberay
 from ltray.cluster.nodes import head_type, key_path, mapping, node_commands
 from ltray.cluster.pins import PackagePins, package_pins, pin_rules, pin_summary
 from ltray.cluster.problems import Problem, unique
@@ -21,7 +22,7 @@ from ltray.cluster.storage import storage_rules
 from ltray.errors import ConfigError
 from ltray.yamlio import load_yaml_file
 
-PLACEHOLDER = "REPLACE_ME"  # marks values the user must fill in (file system id, project id)
+PLACEHOLDER = "REPLACE_ME"  # marks values the user must fill in (file system id, project id, registry)
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,14 @@ def load_cluster_file(path: str | os.PathLike) -> dict:
     return config
 
 
-def placeholder_warnings(value, *where) -> list[Problem]:
-    """Values still holding REPLACE_ME: the check passes, but `ray up` would fail."""
+def placeholder_warnings(value, *where, before: str = "`ray up`") -> list[Problem]:
+    """Values still holding REPLACE_ME: the check passes, but `ray up` (or kubectl) would fail."""
     if isinstance(value, dict):
-        return [w for k, v in value.items() for w in placeholder_warnings(v, *where, k)]
+        return [w for k, v in value.items() for w in placeholder_warnings(v, *where, k, before=before)]
     if isinstance(value, list):
-        return [w for i, v in enumerate(value) for w in placeholder_warnings(v, *where, i)]
+        return [w for i, v in enumerate(value) for w in placeholder_warnings(v, *where, i, before=before)]
     if isinstance(value, str) and PLACEHOLDER in value:
-        return [Problem(key_path(*where), f"fill in the {PLACEHOLDER} placeholder before `ray up`")]
+        return [Problem(key_path(*where), f"fill in the {PLACEHOLDER} placeholder before {before}")]
     return []
 
 
@@ -93,5 +94,17 @@ def check_config(config: dict, pins: PackagePins | None = None) -> CheckResult:
     return CheckResult(sorted(problems), warnings, summary)
 
 
+def check_kuberay_config(config: dict, pins: PackagePins | None = None) -> CheckResult:
+    """All findings for one KubeRay manifest (RayCluster or RayJob)."""
+    pins = package_pins() if pins is None else pins
+    problems, warnings, summary = check_kuberay(config, pins)
+    return CheckResult(sorted(unique(problems)), placeholder_warnings(config, before="`kubectl apply`") + warnings,
+                       summary)
+
+
 def check_file(path: str | os.PathLike, pins: PackagePins | None = None) -> CheckResult:
-    return check_config(load_cluster_file(path), pins)
+    """A Ray cluster file for `ray up`, or a KubeRay manifest (apiVersion ray.io/...)."""
+    config = load_cluster_file(path)
+    if is_kuberay(config):
+        return check_kuberay_config(config, pins)
+    return check_config(config, pins)
