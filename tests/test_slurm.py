@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from ltray.orchestration.plan import build_plan
-from tests.cluster_helpers import start_head, wait_for
+from tests.cluster_helpers import start_head
+from tests.waiting import wait_for
 from tests.slurm_cluster import Unavailable, start_slurm
 from tests.sweep_helpers import SMALL, TINY_SWEEP, assert_complete_and_unique, tiny_sweep
 
