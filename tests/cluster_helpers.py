@@ -29,10 +29,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out for port 0 (free_port)."""
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_range(size: int = 200) -> tuple[int, int]:
-    """A block of `size` ports that are free right now (Ray's worker processes take one each)."""
+    """A block of `size` ports that are free right now (Ray's worker processes take one each), below
+    the kernel's ephemeral range: the single ports of free_port() (one test's GCS, another's
+    dashboard, tests side by side) never fall inside a block, which Ray refuses."""
+    top = min(_ephemeral_low(), 60000)
     for _ in range(50):
-        low = random.randrange(20000, 60000 - size)
+        low = random.randrange(10000, top - size)
         try:
             for port in range(low, low + size):
                 with socket.socket() as s:
