@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from ltray.errors import ConfigError, unknown_key_message
-from ltray.pruning import structured, unstructured
 from ltray.pruning.amount import check_fraction
-from ltray.pruning.rng import random_scores
 
-Masks = dict[str, Tensor]
-# (weights, masks, fraction, seed, round, dim) -> new masks
-Compute = Callable[[Mapping[str, Tensor], Mapping[str, Tensor], float, int, int, int], Masks]
+if TYPE_CHECKING:  # the registry itself is torch-free: a sweep file's names are checked without torch
+    from torch import Tensor
+
+    Masks = dict[str, Tensor]
+    # (weights, masks, fraction, seed, round, dim) -> new masks
+    Compute = Callable[[Mapping[str, Tensor], Mapping[str, Tensor], float, int, int, int], Masks]
 
 
 @dataclass(frozen=True)
@@ -33,14 +31,21 @@ class Technique:
 
 
 def _global_l1(weights, masks, fraction, seed, round, dim) -> Masks:
+    from ltray.pruning import unstructured
+
     return unstructured.global_l1(weights, masks, fraction)
 
 
 def _l1_unstructured(weights, masks, fraction, seed, round, dim) -> Masks:
+    from ltray.pruning import unstructured
+
     return {k: unstructured.l1_layer(weights[k], masks[k], fraction) for k in weights}
 
 
 def _random_unstructured(weights, masks, fraction, seed, round, dim) -> Masks:
+    from ltray.pruning import unstructured
+    from ltray.pruning.rng import random_scores
+
     return {
         k: unstructured.prune_lowest(random_scores(m.shape, seed, round, k, m.device), m, fraction)
         for k, m in masks.items()
@@ -49,12 +54,17 @@ def _random_unstructured(weights, masks, fraction, seed, round, dim) -> Masks:
 
 def _ln_structured(n: float) -> Compute:
     def compute(weights, masks, fraction, seed, round, dim) -> Masks:
+        from ltray.pruning import structured
+
         return {k: structured.ln_layer(weights[k], masks[k], fraction, n, dim, k) for k in weights}
 
     return compute
 
 
 def _random_structured(weights, masks, fraction, seed, round, dim) -> Masks:
+    from ltray.pruning import structured
+    from ltray.pruning.rng import random_scores
+
     out = {}
     for k, m in masks.items():
         structured.check_dim(m.shape, dim, k)
@@ -107,6 +117,8 @@ def prune(
 
 def _check_inputs(weights: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> None:
     """Same keys, same shapes, bool masks: anything else is a caller's bug."""
+    import torch
+
     if set(weights) != set(mask):
         raise ValueError(f"weights and mask name different layers: {sorted(set(weights) ^ set(mask))}")
     for k, w in weights.items():

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from ltray.errors import ConfigError, LtrayError
+from ltray.errors import ConfigError, LtrayError, missing_extra_of
 from ltray.sweep.signals import StopSignals, pause_point
 from ltray.storage import StorageError
 
@@ -82,6 +82,12 @@ def main(argv=None) -> int:
             return 2
         except LtrayError as e:
             print(f"error: {e}", file=sys.stderr)
+            return 2
+        except ModuleNotFoundError as e:  # a base install (no sweep extra): one line naming it
+            line = missing_extra_of(e, "ltray sweep", "sweep")
+            if line is None:
+                raise
+            print(line, file=sys.stderr)
             return 2
         except BrokenPipeError:  # output piped into `head` and the like
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
