@@ -34,7 +34,11 @@ demo: setup
 test: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
 
+# the lock resolves on every supported Python (pip --dry-run per Python; installs nothing)
+check-lock: setup
+	$(BIN)/python requirements/check_lock.py
+
 bench: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python bench/run_all.py
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench check-lock
