@@ -178,6 +178,9 @@ def test_a_sigkilled_driver_leaves_no_ray_process_behind(tmp_path):
         procs = descendants(driver.pid)
         names = cmdlines(procs)
         assert len(procs) >= 5 and "raylet" in names and "gcs_server" in names, names
+        # on the way: the trial trains at the driver's niceness, not Ray's default 15 for workers
+        trials = [pid for pid, _ in procs if Path(f"/proc/{pid}/comm").read_text().startswith("ray::ImplicitFu")]
+        assert trials and {_stat(pid)[17] for pid in trials} == {_stat(driver.pid)[17]}, names
         [temp_dir] = os.listdir(ray_parent)
         driver.kill()
         driver.communicate(timeout=60)
