@@ -71,34 +71,36 @@ def main(argv=None) -> int:
         context = _Context()
         try:
             return _run(args, stop, context)
-        except KeyboardInterrupt:
-            stop.hold()  # a second Ctrl-C must not cut the line that says how to continue
-            where = f" {context.storage.uri}" if context.storage is not None else ""
-            print(f"\ninterrupted; the experiment folder{where} is whole: continue with --resume", file=sys.stderr)
-            return stop.exit_status
-        except StorageError as e:  # storage full or unwritable: every file on it is still whole
-            print(f"error: {e}; the experiment folder stays readable: fix the storage (space, permissions, "
-                  "credentials), then continue with --resume", file=sys.stderr)
-            return 2
-        except LtrayError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except ModuleNotFoundError as e:  # a base install (no sweep extra): one line naming it
-            line = missing_extra_of(e, "ltray sweep", "sweep")
-            if line is None:
-                raise
-            print(line, file=sys.stderr)
-            return 2
-        except BrokenPipeError:  # output piped into `head` and the like
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
-        except Exception as e:  # noqa: BLE001 - Ray's and the system's failures: say what failed, no advice
-            if not (isinstance(e, OSError) or _is_ray_error(e)):
-                raise  # a bug in ltray: its traceback is what a report needs
-            text = " ".join(str(e).split())[:300]
-            print(f"error: the run stopped: {type(e).__name__}: {text}; the experiment folder is whole: fix the "
-                  "cause and continue with --resume", file=sys.stderr)
-            return 1
+        except BaseException as e:
+            stop.hold()  # the run has ended: a signal now (a second Ctrl-C) must not cut its one line
+            return _ended_by(e, stop, context)
+
+
+def _ended_by(e: BaseException, stop: StopSignals, context: _Context) -> int:
+    """The one line and the exit status for what ended the run; a bug in ltray keeps its traceback."""
+    if isinstance(e, KeyboardInterrupt):
+        where = f" {context.storage.uri}" if context.storage is not None else ""
+        print(f"\ninterrupted; the experiment folder{where} is whole: continue with --resume", file=sys.stderr)
+        return stop.exit_status
+    if isinstance(e, StorageError):  # storage full or unwritable: every file on it is still whole
+        print(f"error: {e}; the experiment folder stays readable: fix the storage (space, permissions, "
+              "credentials), then continue with --resume", file=sys.stderr)
+        return 2
+    if isinstance(e, LtrayError):
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if isinstance(e, ModuleNotFoundError) and (line := missing_extra_of(e, "ltray sweep", "sweep")):
+        print(line, file=sys.stderr)  # a base install (no sweep extra)
+        return 2
+    if isinstance(e, BrokenPipeError):  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if isinstance(e, OSError) or _is_ray_error(e):  # Ray's and the system's failures: say what failed, no advice
+        text = " ".join(str(e).split())[:300]
+        print(f"error: the run stopped: {type(e).__name__}: {text}; the experiment folder is whole: fix the "
+              "cause and continue with --resume", file=sys.stderr)
+        return 1
+    raise e  # a bug in ltray (or SystemExit): its traceback is what a report needs
 
 
 class _Context:
