@@ -50,7 +50,11 @@ test-fast: setup
 test-slurm: setup
 	$(PYTEST) -m slurm
 
+# the lock resolves on every supported Python (pip --dry-run per Python; installs nothing)
+check-lock: setup
+	$(BIN)/python requirements/check_lock.py
+
 bench: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python bench/run_all.py
 
-.PHONY: setup demo test test-fast test-slurm bench
+.PHONY: setup demo test test-fast test-slurm check-lock bench

@@ -168,8 +168,23 @@ Goal: <= {100 * GOAL:.0f}% per trial (the third line).
 The machine's {os.cpu_count()} cores were {busy['direct']:.1f} busy on average (all processes, /proc/stat) during the direct runs and
 {busy['tune']:.1f} during the Tune runs. Inside a round the trial runs the same code with the same single torch thread as the
 direct run (the trainable does nothing until the round ends), so a longer round inside Tune is time the trial's thread
-waited for a core shared with Tune's driver loop, Ray's raylet and GCS and the other jobs on this 2-core machine; the
-bookkeeping Ray and ltray add per trial is the line "outside the rounds"."""
+waited for a core; the bookkeeping Ray and ltray add per trial is the line "outside the rounds".
+
+Where the time went (profiled 2026-12-03 with py-spy and /proc on the shared 2-core machine, load 6-10). The rounds
+cost the same CPU in both: the trajectory's thread CPU time (`time.thread_time`) was 2.97-3.13 s directly and
+3.08-3.10 s inside a Tune trial. `py-spy record --threads --idle` of the trial's process (12 s, 200 Hz) shows nothing
+that competes with the training thread: its top frames are torch's `_engine_run_backward` (385 samples),
+`_max_pool2d` (207), `Conv2d._conv_forward` (178) and `Linear.forward` (44), then `Condition.wait` in Tune's
+`_report_training_result` (22 per-round reports, 414 after the last round waiting for Tune to stop the trial);
+Tune's main thread waits in `_TrainSession.get_next` -> `Queue.get` (969, idle, waking every 0.2 s) and
+`Worker.main_loop` (448, idle), Ray's `PythonGCThread` is idle. Per-thread CPU from /proc over 8 s of training: the
+training thread 4.81 s, every other thread of the trial's process under 0.02 s, and the whole rest of the Ray
+session (driver and its Tune loop, raylet, GCS, agents, consensus actor) 0.57 CPU-s during a 10 s trial. What
+differed is priority: the raylet starts every worker at nice 15 (`RAY_worker_niceness`), where the scheduler gives
+the trial's thread a weight of 36 against 1024 for any nice-0 process, i.e. only the CPU time the rest of the
+machine leaves over; the direct run had nice 0. ltray's private local Ray now starts its workers at nice 0
+(`ray_compat.local_ray_env`; a user's `RAY_worker_niceness` wins), so a trial competes on the same terms as a direct
+run; a `ray start` cluster keeps Ray's default (set `RAY_worker_niceness=0` in the node's environment to change it)."""
     C.update_section("bench-ray", "3. Ray overhead", body, summary)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from ltray.errors import missing_extra_of
+
 # subcommand -> (module whose main(argv) runs it, argv prefix, extra it needs, one-line help)
 COMMANDS = {
     "sweep": ("ltray.sweep.__main__", [], "sweep", "run a sweep file (python -m ltray.sweep)"),
@@ -18,9 +20,6 @@ COMMANDS = {
     "analysis": ("ltray_analysis.__main__", [], "analysis",
                  "figures, tables and report.md of an experiment folder (python -m ltray_analysis)"),
 }
-# modules that only an extra brings; a subcommand missing one says what to install
-EXTRA_MODULES = {"torch", "torchvision", "ray", "pandas", "pyarrow", "mlxtend", "sklearn", "matplotlib",
-                 "jsonschema"}
 
 
 def version_line() -> str:
@@ -55,11 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return importlib.import_module(module).main(prefix + rest)
     except ModuleNotFoundError as e:
-        if extra and (e.name or "").split(".")[0] in EXTRA_MODULES:
-            print(f"ltray {name}: needs {e.name.split('.')[0]}, which comes with the {extra} extra: "
-                  f"pip install 'ltray[{extra}]'", file=sys.stderr)
-            return 2
-        raise
+        line = missing_extra_of(e, f"ltray {name}", extra)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -24,6 +24,22 @@ class ExperimentError(LtrayError):
     """An experiment folder that cannot be created, resumed or read."""
 
 
+# modules that only an extra brings: a command that needs a missing one names the extra to install
+EXTRA_MODULES = {"torch", "torchvision", "ray", "pandas", "pyarrow", "mlxtend", "sklearn", "matplotlib",
+                 "jsonschema", "packaging"}
+
+
+def missing_extra(command: str, module: str, extra: str) -> str:
+    """The one line a command prints when the extra it needs is not installed."""
+    return f"{command}: needs {module}, which comes with the {extra} extra: pip install 'ltray[{extra}]'"
+
+
+def missing_extra_of(e: ModuleNotFoundError, command: str, extra: str | None) -> str | None:
+    """`missing_extra`'s line when `e` is a module of an extra, else None (a real bug: its traceback)."""
+    module = (e.name or "").split(".")[0]
+    return missing_extra(command, module, extra) if extra and module in EXTRA_MODULES else None
+
+
 def unknown_key_message(kind: str, name: str, known) -> str:
     """One line naming the unknown key and listing the known ones (user-defined ones can be long)."""
     names = [clip(k) for k in sorted(map(str, known))]

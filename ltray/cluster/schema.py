@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ltray.cluster.nodes import key_path
 from ltray.cluster.problems import Problem
-from ltray.errors import ConfigError, unknown_key_message
+from ltray.errors import ConfigError, missing_extra, unknown_key_message
 
 
 def schema_path() -> Path:
@@ -45,7 +45,7 @@ def schema_problems(config: dict, schema: dict | None = None) -> list[Problem]:
     try:
         import jsonschema
     except ImportError:
-        raise ConfigError("jsonschema is missing: install ray[default] (ltray's pin)") from None
+        raise ConfigError(missing_extra("ltray check", "jsonschema", "sweep")) from None
     schema = load_schema() if schema is None else schema
     validator = jsonschema.validators.validator_for(schema)(schema)
     problems = []

@@ -7,23 +7,26 @@ cached in-process, so the trials that one worker runs read each dataset from dis
 from __future__ import annotations
 
 import functools
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from ltray import plugins
 from ltray.config import DataConfig
 from ltray.errors import DatasetError, unknown_key_message
 
-from . import bundled
-from . import torchvision_sets as tvs
 from .sources import Source, load_source, source_name
 
-# (split 'train'/'test', data root, download allowed, data settings) -> (images, labels)
-RawLoader = Callable[[str, Path, bool, DataConfig], tuple[torch.Tensor, torch.Tensor]]
+if TYPE_CHECKING:  # the registry is torch-free: loaders import torch (and torchvision) when they load
+    import torch
+
+    # (split 'train'/'test', data root, download allowed, data settings) -> (images, labels)
+    RawLoader = Callable[[str, Path, bool, DataConfig], tuple[torch.Tensor, torch.Tensor]]
 SPLITS = ("train", "test")
+# EMNIST's class count per split, as torchvision's EMNIST.classes_split_dict has them ('letters'
+# keeps torchvision's unused label 0); tests check the two agree
+EMNIST_CLASSES = {"byclass": 62, "bymerge": 47, "balanced": 47, "letters": 27, "digits": 10, "mnist": 10}
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,23 @@ def _fixed(n: int) -> Callable[[DataConfig], int]:
     return lambda data: n
 
 
+def emnist_classes(data: DataConfig) -> int:
+    if data.emnist_split not in EMNIST_CLASSES:
+        kind = "EMNIST split (data.emnist_split)"
+        raise DatasetError(unknown_key_message(kind, data.emnist_split, EMNIST_CLASSES))
+    return EMNIST_CLASSES[data.emnist_split]
+
+
+def _loader(module: str, name: str, *args) -> RawLoader:
+    """A loader from `ltray.data.<module>`, imported (with torch) on its first call."""
+
+    def load(split, root, download, data):
+        found = getattr(importlib.import_module(f"ltray.data.{module}"), name)
+        return (found(*args) if args else found)(split, root, download, data)
+
+    return load
+
+
 def _spec(name, channels, side, classes, loader, **kw) -> tuple[str, DatasetSpec]:
     classes = _fixed(classes) if isinstance(classes, int) else classes
     return name, DatasetSpec(name, channels, side, classes, loader, **kw)
@@ -54,17 +74,17 @@ def _spec(name, channels, side, classes, loader, **kw) -> tuple[str, DatasetSpec
 DATASETS: dict[str, DatasetSpec] = dict(
     [
         # the paper's seven, read through torchvision from files under the data root
-        _spec("mnist", 1, 28, 10, tvs.idx_loader("mnist")),
-        _spec("fashion_mnist", 1, 28, 10, tvs.idx_loader("fashion_mnist")),
-        _spec("kmnist", 1, 28, 10, tvs.idx_loader("kmnist")),
-        _spec("emnist", 1, 28, tvs.emnist_classes, tvs.idx_loader("emnist"),
+        _spec("mnist", 1, 28, 10, _loader("torchvision_sets", "idx_loader", "mnist")),
+        _spec("fashion_mnist", 1, 28, 10, _loader("torchvision_sets", "idx_loader", "fashion_mnist")),
+        _spec("kmnist", 1, 28, 10, _loader("torchvision_sets", "idx_loader", "kmnist")),
+        _spec("emnist", 1, 28, emnist_classes, _loader("torchvision_sets", "idx_loader", "emnist"),
               config_fields=("emnist_split",)),
-        _spec("cifar10", 3, 32, 10, tvs.cifar_loader("cifar10")),
-        _spec("cifar100", 3, 32, 100, tvs.cifar_loader("cifar100")),
-        _spec("svhn", 3, 32, 10, tvs.svhn_loader),
+        _spec("cifar10", 3, 32, 10, _loader("torchvision_sets", "cifar_loader", "cifar10")),
+        _spec("cifar100", 3, 32, 100, _loader("torchvision_sets", "cifar_loader", "cifar100")),
+        _spec("svhn", 3, 32, 10, _loader("torchvision_sets", "svhn_loader")),
         # bundled real data: offline demos and tests (fixed test split, seed 0)
-        _spec("mnist_subset", 1, 28, 10, bundled.load_mnist_subset, bundled=True),
-        _spec("digits", 1, 8, 10, bundled.load_digits, bundled=True),
+        _spec("mnist_subset", 1, 28, 10, _loader("bundled", "load_mnist_subset"), bundled=True),
+        _spec("digits", 1, 8, 10, _loader("bundled", "load_digits"), bundled=True),
     ]
 )
 
@@ -150,6 +170,8 @@ def load_raw(
 
 @functools.lru_cache(maxsize=16)  # 7 datasets x 2 splits + bundled; CIFAR-10 train is 150 MB
 def _cached_raw(name: str, split: str, root: Path | None, download: bool, data: DataConfig):
+    import torch
+
     spec = get_dataset(name)
     images, labels = spec.loader(split, root, download, data)
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != spec.channels:

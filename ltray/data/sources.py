@@ -10,12 +10,16 @@ import io
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ltray.config import FolderSource, NpzSource
 from ltray.errors import DatasetError
 from ltray.storage import StorageError, open_storage
+
+if TYPE_CHECKING:  # torch is imported when data is loaded: naming a source needs no torch
+    import torch
 
 SPLITS = ("train", "test")
 Source = NpzSource | FolderSource
@@ -74,6 +78,8 @@ def _read_npz(source: NpzSource) -> dict:
         if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (len(images),):
             raise DatasetError(f"{source_name(source)}: {keys[1]} must be integers [{len(images)}], "
                                f"got {labels.dtype} {labels.shape}")
+        import torch
+
         out[split] = (torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)))
     return out
 
@@ -127,4 +133,6 @@ def _stack(source: FolderSource, split: str, folder) -> tuple[torch.Tensor, torc
                                f"first image {images[0].shape[1]}x{images[0].shape[2]}; set side: to resize all")
         images.append(arr)
         labels.append(label)
+    import torch
+
     return torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable
-
-import torchvision
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from ltray import plugins
 from ltray.errors import ConfigError, unknown_key_message
-from ltray.models.lenet import LeNet, LeNet300100
+
+if TYPE_CHECKING:  # the registry is torch-free; constructors import torch when they build
+    from torch import nn
 
 
 def init_linear_vgg(layer: nn.Linear) -> None:
     """torchvision VGG initialises every linear layer with normal(0, 0.01) and zero bias."""
+    from torch import nn
+
     nn.init.normal_(layer.weight, 0, 0.01)
     nn.init.zeros_(layer.bias)
 
@@ -54,16 +55,30 @@ class Architecture:
 
 def _torchvision(name: str) -> Callable[[int, int], nn.Module]:
     """Torchvision models pool adaptively, so the input side does not change their shapes."""
-    factory = getattr(torchvision.models, name)
-    return lambda num_classes, image_size: factory(weights=None, num_classes=num_classes)
+
+    def construct(num_classes: int, image_size: int) -> nn.Module:
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
+
+    return construct
+
+
+def _lenet(cls: str) -> Callable[[int, int], nn.Module]:
+    def construct(num_classes: int, image_size: int) -> nn.Module:
+        from ltray.models import lenet
+
+        return getattr(lenet, cls)(num_classes, 1, image_size)
+
+    return construct
 
 
 # Minimum sides were found by running forward passes: AlexNet's three stride-2 max-pools after a
 # stride-4 conv need >= 63 px; VGG11's five 2x2 max-pools need >= 32 px; ResNet18 pads every
 # strided layer and runs on 1 px (in train mode BatchNorm then needs a batch of >= 2 samples).
 MODELS: dict[str, ArchSpec] = {
-    "lenet": ArchSpec("lenet", 1, 28, 10, lambda n, s: LeNet(n, 1, s)),
-    "lenet_300_100": ArchSpec("lenet_300_100", 1, 28, 1, lambda n, s: LeNet300100(n, 1, s)),
+    "lenet": ArchSpec("lenet", 1, 28, 10, _lenet("LeNet")),
+    "lenet_300_100": ArchSpec("lenet_300_100", 1, 28, 1, _lenet("LeNet300100")),
     "alexnet": ArchSpec("alexnet", 3, 224, 63, _torchvision("alexnet")),
     "vgg11": ArchSpec("vgg11", 3, 224, 32, _torchvision("vgg11"), init_linear_vgg),
     "resnet18": ArchSpec("resnet18", 3, 224, 1, _torchvision("resnet18")),

@@ -22,7 +22,15 @@ Random techniques draw from a CPU generator seeded by sha256(seed, round, layer 
 same seed removes the same weights on every task.
 """
 
-from ltray.pruning.context import PruneContext, TensorContext
 from ltray.pruning.registry import TECHNIQUES, Technique, get_technique, is_technique, prune
 
 __all__ = ["TECHNIQUES", "PruneContext", "Technique", "TensorContext", "get_technique", "is_technique", "prune"]
+
+
+def __getattr__(name: str):
+    """The contexts need torch: imported on first use, so the registry stays torch-free."""
+    if name in ("PruneContext", "TensorContext"):
+        from ltray.pruning import context
+
+        return getattr(context, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,21 +10,35 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-import torch
-from torch import Tensor
+import importlib
 
 from ltray import plugins
 from ltray.errors import ConfigError, unknown_key_message
-from ltray.pruning import saliency, structured, unstructured
 from ltray.pruning.amount import check_fraction
-from ltray.pruning.context import NoContext, PruneContext
-from ltray.pruning.rng import random_scores
 
-Masks = dict[str, Tensor]
+if TYPE_CHECKING:  # the registry itself is torch-free: a sweep file's names are checked without torch
+    from torch import Tensor
+
+    from ltray.pruning.context import PruneContext
+
+Masks = dict[str, "Tensor"]
 # (weights, masks, fraction, seed, round, dim, context) -> new masks
-Compute = Callable[[Mapping[str, Tensor], Mapping[str, Tensor], float, int, int, int, PruneContext], Masks]
+Compute = Callable[[Mapping[str, "Tensor"], Mapping[str, "Tensor"], float, int, int, int, "PruneContext"], Masks]
+
+
+def _part(module: str):
+    """A pruning module that needs torch, imported when a technique first runs."""
+    return importlib.import_module(f"ltray.pruning.{module}")
+
+
+def _lazy(module: str, name: str) -> Compute:
+    def compute(*args):
+        return getattr(_part(module), name)(*args)
+
+    compute.__name__ = name
+    return compute
 
 
 @dataclass(frozen=True)
@@ -47,14 +61,16 @@ class Technique:
 
 
 def _global_l1(weights, masks, fraction, seed, round, dim, context) -> Masks:
-    return unstructured.global_l1(weights, masks, fraction)
+    return _part("unstructured").global_l1(weights, masks, fraction)
 
 
 def _l1_unstructured(weights, masks, fraction, seed, round, dim, context) -> Masks:
+    unstructured = _part("unstructured")
     return {k: unstructured.l1_layer(weights[k], masks[k], fraction) for k in weights}
 
 
 def _random_unstructured(weights, masks, fraction, seed, round, dim, context) -> Masks:
+    unstructured, random_scores = _part("unstructured"), _part("rng").random_scores
     return {
         k: unstructured.prune_lowest(random_scores(m.shape, seed, round, k, m.device), m, fraction)
         for k, m in masks.items()
@@ -63,12 +79,14 @@ def _random_unstructured(weights, masks, fraction, seed, round, dim, context) ->
 
 def _ln_structured(n: float) -> Compute:
     def compute(weights, masks, fraction, seed, round, dim, context) -> Masks:
+        structured = _part("structured")
         return {k: structured.ln_layer(weights[k], masks[k], fraction, n, dim, k) for k in weights}
 
     return compute
 
 
 def _random_structured(weights, masks, fraction, seed, round, dim, context) -> Masks:
+    structured, random_scores = _part("structured"), _part("rng").random_scores
     out = {}
     for k, m in masks.items():
         structured.check_dim(m.shape, dim, k)
@@ -91,10 +109,10 @@ TECHNIQUES: dict[str, Technique] = {
             "lneginf_structured", True, False, "channels of lowest min |w| (n=-inf)", _ln_structured(-math.inf)
         ),
         Technique("random_structured", True, True, "random channels per layer", _random_structured),
-        Technique("snip", False, False, "lowest |gradient x w| on training batches, pooled", saliency.snip,
+        Technique("snip", False, False, "lowest |gradient x w| on training batches, pooled", _lazy("saliency", "snip"),
                   pooled=True),
         Technique("synflow", False, False, "lowest synaptic flow |w x dR/dw|, iterative and data-free, pooled",
-                  saliency.synflow, pooled=True),
+                  _lazy("saliency", "synflow"), pooled=True),
     ]
 }
 
@@ -149,11 +167,14 @@ def prune(
     tech = get_technique(technique)
     fraction = check_fraction(fraction)
     _check_inputs(weights, mask)
-    return tech.compute(weights, mask, fraction, int(seed), int(round), int(dim), context or NoContext())
+    context = context if context is not None else _part("context").NoContext()
+    return tech.compute(weights, mask, fraction, int(seed), int(round), int(dim), context)
 
 
 def _check_inputs(weights: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> None:
     """Same keys, same shapes, bool masks: anything else is a caller's bug."""
+    import torch
+
     if set(weights) != set(mask):
         raise ValueError(f"weights and mask name different layers: {sorted(set(weights) ^ set(mask))}")
     for k, w in weights.items():

@@ -11,7 +11,8 @@ import argparse
 import os
 import sys
 
-from ltray.errors import ConfigError, LtrayError
+from ltray.errors import ConfigError, LtrayError, missing_extra_of
+from ltray.sweep.signals import StopSignals, pause_point
 from ltray.storage import StorageError
 
 
@@ -69,76 +70,95 @@ def check_local_resources(sweep, source: str, address: str | None, num_cpus: int
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    storage = None
-    try:
-        from ltray.storage import open_storage
-        from ltray.orchestration.dry_run import format_plan
-        from ltray.orchestration.load import load_sweep
-        from ltray.orchestration.location import check_data_root, experiment_location
-        from ltray.orchestration.plan import build_plan
+    with StopSignals() as stop:  # from here to the last line printed: a stop is one line and 130/143
+        context = _Context()
+        try:
+            return _run(args, stop, context)
+        except BaseException as e:
+            stop.hold()  # the run has ended: a signal now (a second Ctrl-C) must not cut its one line
+            return _ended_by(e, stop, context)
 
-        from ltray.orchestration.plugin_check import check_plugins
 
-        sweep = load_sweep(args.sweep, {"name": args.name})
-        check_plugins(sweep, args.sweep)
-        location = experiment_location(sweep.name, sweep.storage, args.storage)
-        check_data_root(sweep)
-        sweep = sweep.model_copy(update={"storage": location.storage})
-        plan = build_plan(sweep)
-        if args.dry_run:
-            print(format_plan(plan, location.experiment))
-            return 0
-        if args.take_over and not args.resume:
-            raise ConfigError("--take-over: only with --resume (a fresh run has no driver to take over from)")
-        check_local_resources(sweep, args.sweep, args.address, args.num_cpus, args.num_gpus)
-        from ltray.sweep.trackers import check_trackers
-
-        check_trackers(sweep.loggers, args.sweep)
-        from ltray.orchestration.opening import open_experiment
-        from ltray.sweep.progress import Reporter
-        from ltray.sweep.run import run_sweep
-
-        storage = open_storage(location.experiment)
-        notes = open_experiment(plan, storage, args.resume, strict_plugins=args.strict_plugins)
-        # the reporter also keeps ltray's gauges and the lease's ETA and running trials fresh; with -v
-        # Tune's tables are the console and the reporter's lines go nowhere
-        reporter = Reporter(plan, storage, location, interval_s=args.progress_interval, quiet=args.quiet,
-                            silent=args.verbose)
-        if not args.verbose:
-            reporter.notes(notes)
-        else:
-            print(f"experiment folder: {storage.uri} (storage from {location.source})", flush=True)
-            for note in notes:
-                print(note if note.startswith("warning: ") else f"note: {note}", flush=True)
-        result = run_sweep(plan, storage, resume=args.resume, take_over=args.take_over, address=args.address,
-                           num_cpus=args.num_cpus, num_gpus=args.num_gpus, dashboard=args.dashboard,
-                           verbose=1 if args.verbose else 0, reporter=reporter)
-        return finish(storage, result)
-    except KeyboardInterrupt as e:
-        from ltray.sweep.run import TERMINATED, Terminated
-
-        where = f" {storage.uri}" if storage is not None else ""
+def _ended_by(e: BaseException, stop: StopSignals, context: _Context) -> int:
+    """The one line and the exit status for what ended the run; a bug in ltray keeps its traceback."""
+    if isinstance(e, KeyboardInterrupt):
+        where = f" {context.storage.uri}" if context.storage is not None else ""
         print(f"\ninterrupted; the experiment folder{where} is whole: continue with --resume", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) or TERMINATED["by_sigterm"] else 130
-    except StorageError as e:  # storage full or unwritable: every file on it is still whole
+        return stop.exit_status
+    if isinstance(e, StorageError):  # storage full or unwritable: every file on it is still whole
         print(f"error: {e}; the experiment folder stays readable: fix the storage (space, permissions, "
               "credentials), then continue with --resume", file=sys.stderr)
         return 2
-    except LtrayError as e:
-        if args.verbose and getattr(e, "user_traceback", ""):
+    if isinstance(e, LtrayError):
+        if context.verbose and getattr(e, "user_traceback", ""):
             print(e.user_traceback, file=sys.stderr, end="")  # raised inside a plugin: where, for its author
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # output piped into `head` and the like
+    if isinstance(e, ModuleNotFoundError) and (line := missing_extra_of(e, "ltray sweep", "sweep")):
+        print(line, file=sys.stderr)  # a base install (no sweep extra)
+        return 2
+    if isinstance(e, BrokenPipeError):  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as e:  # noqa: BLE001 - Ray's and the system's failures: say what failed, no advice
-        if not (isinstance(e, OSError) or _is_ray_error(e)):
-            raise  # a bug in ltray: its traceback is what a report needs
+    if isinstance(e, OSError) or _is_ray_error(e):  # Ray's and the system's failures: say what failed, no advice
         text = " ".join(str(e).split())[:300]
         print(f"error: the run stopped: {type(e).__name__}: {text}; the experiment folder is whole: fix the "
               "cause and continue with --resume", file=sys.stderr)
         return 1
+    raise e  # a bug in ltray (or SystemExit): its traceback is what a report needs
+
+
+class _Context:
+    storage = None  # the opened experiment folder, once there is one: the interrupted line names it
+    verbose = False  # -v: an error raised inside a plugin shows its traceback
+
+
+def _run(args, stop: StopSignals, context: _Context) -> int:
+    from ltray.storage import open_storage
+    from ltray.orchestration.dry_run import format_plan
+    from ltray.orchestration.load import load_sweep
+    from ltray.orchestration.location import check_data_root, experiment_location
+    from ltray.orchestration.plan import build_plan
+    from ltray.orchestration.plugin_check import check_plugins
+
+    context.verbose = args.verbose
+    sweep = load_sweep(args.sweep, {"name": args.name})
+    check_plugins(sweep, args.sweep)
+    location = experiment_location(sweep.name, sweep.storage, args.storage)
+    check_data_root(sweep)
+    sweep = sweep.model_copy(update={"storage": location.storage})
+    plan = build_plan(sweep)
+    if args.dry_run:
+        print(format_plan(plan, location.experiment))
+        return 0
+    if args.take_over and not args.resume:
+        raise ConfigError("--take-over: only with --resume (a fresh run has no driver to take over from)")
+    pause_point("plan")
+    check_local_resources(sweep, args.sweep, args.address, args.num_cpus, args.num_gpus)
+    from ltray.sweep.trackers import check_trackers
+
+    check_trackers(sweep.loggers, args.sweep)
+    from ltray.orchestration.opening import open_experiment
+    from ltray.sweep.progress import Reporter
+    from ltray.sweep.run import run_sweep
+
+    storage = context.storage = open_storage(location.experiment)
+    notes = open_experiment(plan, storage, args.resume, strict_plugins=args.strict_plugins)
+    # the reporter also keeps ltray's gauges and the lease's ETA and running trials fresh; with -v
+    # Tune's tables are the console and the reporter's lines go nowhere
+    reporter = Reporter(plan, storage, location, interval_s=args.progress_interval, quiet=args.quiet,
+                        silent=args.verbose)
+    if not args.verbose:
+        reporter.notes(notes)
+    else:
+        print(f"experiment folder: {storage.uri} (storage from {location.source})", flush=True)
+        for note in notes:
+            print(note if note.startswith("warning: ") else f"note: {note}", flush=True)
+    result = run_sweep(plan, storage, resume=args.resume, take_over=args.take_over, address=args.address,
+                       num_cpus=args.num_cpus, num_gpus=args.num_gpus, dashboard=args.dashboard,
+                       verbose=1 if args.verbose else 0, reporter=reporter, stop=stop)
+    pause_point("finish")
+    return finish(storage, result)
 
 
 def _is_ray_error(e: BaseException) -> bool:
@@ -152,7 +172,8 @@ def finish(storage, result) -> int:
     from ltray.experiment import layout
     from ltray.orchestration.summary import write_summary
 
-    print(write_summary(storage))
+    print(write_summary(storage), flush=True)
+    pause_point("summary")
     print(f"\nexperiment folder: {storage.uri}  (report: ltray analysis {storage.uri})")
     failed = sorted(t for t, names in scan_trials(storage).items()
                     if layout.TRIAL_ERROR in names and layout.TRIAL_DONE not in names)

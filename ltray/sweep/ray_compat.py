@@ -51,12 +51,18 @@ def local_ray_env() -> contextlib.AbstractContextManager:
     """A private local Ray: no token authentication unless the user chose a mode, and every
     service on 127.0.0.1. Ray resolves 'localhost' to the machine's reachable address unless
     clustering is off; this is the switch Ray itself uses on single-machine platforms (read at
-    call time in this process, and by child processes through the environment)."""
+    call time in this process, and by child processes through the environment).
+
+    Trials run at the driver's niceness: the raylet starts workers at nice 15 by default
+    (`RAY_worker_niceness`), where a trial's thread only gets the CPU time that every other
+    process of the machine leaves over; on a shared machine that made the same training ~20%
+    slower inside Tune than run directly (BENCHMARKS.md, benchmark 3). A user's own value wins."""
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
-    return process_env({"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
-                       keep_existing=frozenset({"RAY_AUTH_MODE"}))
+    return process_env({"RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                        ray_constants.RAY_WORKER_NICENESS: "0"},
+                       keep_existing=frozenset({"RAY_AUTH_MODE", ray_constants.RAY_WORKER_NICENESS}))
 
 
 def restore_cluster_mode() -> None:

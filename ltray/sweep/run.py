@@ -11,7 +11,6 @@ import os
 import signal
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 
 import ray
@@ -32,17 +31,12 @@ from ltray.sweep.callback import ResultsCallback
 from ltray.orchestration.plan import Plan
 from ltray.sweep.ray_compat import cluster_on_this_machine, local_ray_env, restore_cluster_mode, tune_settings
 from ltray.sweep.searcher import SweepSearcher
+from ltray.sweep.signals import StopSignals
 from ltray.orchestration.summary import write_summary
 from ltray.sweep.trackers import tracker_callbacks
 from ltray.sweep.trainable import run_trial
 from ltray.sweep.tune_io import RunSettings, bundle, ltray_trial_id
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: trials stop, the folder stays resumable."""
-
-
-TERMINATED = {"by_sigterm": False}  # Ray and Tune may turn our exception into a plain KeyboardInterrupt
+from ltray.sweep.watchdog import Watchdog
 
 
 @dataclass
@@ -52,17 +46,19 @@ class RunResult:
 
 def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: bool = False,
               address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
-              dashboard: bool = False, verbose: int = 1, reporter=None) -> RunResult:
-    """Run (or resume) the whole experiment in the opened folder `storage`."""
+              dashboard: bool = False, verbose: int = 1, reporter=None, stop: StopSignals | None = None) -> RunResult:
+    """Run (or resume) the whole experiment in the opened folder `storage`. SIGTERM/SIGINT stop it
+    through `stop` (the caller's, which records the signal for the exit status; else its own)."""
     lease = Lease(storage)
     lease.acquire(take_over=take_over)
     main_thread = threading.main_thread().ident
     lease.start_heartbeat(on_lost=lambda: signal.pthread_kill(main_thread, signal.SIGINT))
     state, actor, session = FAILED, None, None
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    stop = stop or StopSignals()
+    stop.__enter__()
     try:
         session = _connect(address, num_cpus, num_gpus, dashboard, runtime_env(plan.sweep))
-        signal.signal(signal.SIGTERM, _raise_terminated)  # ray.init installs its own: sys.exit(15)
+        stop.install()  # ray.init installs its own SIGTERM handler: sys.exit(15)
         lease.info.ray_address = ray.get_runtime_context().gcs_address or ""
         actor = start_actor(storage.uri, plan.sweep)
         table = RoundsTable(storage)
@@ -87,19 +83,16 @@ def run_sweep(plan: Plan, storage: Storage, *, resume: bool = False, take_over: 
         state = INTERRUPTED
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        if reporter is not None:
-            reporter.close()
-        if actor is not None:
-            _kill(actor)
-        lease.release(state)
-        if session is not None:
-            session.close()
-
-
-def _raise_terminated(signum, frame):
-    TERMINATED["by_sigterm"] = True
-    raise Terminated()
+        try:
+            if reporter is not None:
+                reporter.close()
+            if actor is not None:
+                _kill(actor)
+            lease.release(state)
+            if session is not None:
+                session.close()
+        finally:
+            stop.__exit__(None, None, None)
 
 
 def _fit(plan: Plan, storage: Storage, searcher: SweepSearcher, table: RoundsTable, verbose: int, reporter) -> None:
@@ -191,6 +184,7 @@ class RaySession:
 
     joined: bool = False
     temp_dir: str | None = None  # a private local Ray's: stopped and removed by close()
+    watchdog: Watchdog | None = None  # ends the private Ray's processes when the driver ends, however
     settings: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def close(self) -> None:
@@ -199,13 +193,8 @@ class RaySession:
         self.settings.close()
         if self.temp_dir is not None:
             restore_cluster_mode()
-            import shutil
-
-            for _ in range(5):  # Ray's processes may still be writing their last logs
-                shutil.rmtree(self.temp_dir, ignore_errors=True)
-                if not os.path.exists(self.temp_dir):
-                    break
-                time.sleep(0.5)
+        if self.watchdog is not None:  # it ends what Ray left of the session and removes the temp dir
+            self.watchdog.close()
 
 
 def runtime_env(sweep) -> dict | None:
@@ -233,12 +222,14 @@ def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool, env: dict
     session = RaySession()
     session.settings.enter_context(local_ray_env())
     temp_dir = tempfile.mkdtemp(prefix="ltray-ray-", dir=os.environ.get("LTRAY_RAY_TMPDIR", "/tmp"))
+    session.watchdog = Watchdog(temp_dir)  # before Ray starts: a driver killed during ray.init leaves nothing
     try:
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
                  dashboard_host="127.0.0.1", namespace=NAMESPACE, _temp_dir=temp_dir, runtime_env=env,
                  configure_logging=True, logging_level="WARNING", log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - Ray raises many types for a failed start
         session.settings.close()
+        session.watchdog.close()
         raise ExperimentError(f"could not start a local Ray in {temp_dir}: {e}; the experiment folder "
                               "exists now, so retry with --resume") from None
     session.temp_dir = temp_dir
