@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ltray.data import augment, batches, crop_at
+from ltray.data import batches, crop_at
+from ltray.data.augment import augment
 from ltray.data.augment import augmented_batches, crop_flip, draw, flip_where
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

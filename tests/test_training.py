@@ -11,7 +11,8 @@ import torch
 import ltray.training.loop as loop_module
 import ltray.training.measure as ticket_module
 from ltray.config import DataConfig, PruneConfig, RotateView, TaskSpec, TicketConfig, TrainConfig, TrajectoryConfig
-from ltray.data import augment, clear_caches, resize
+from ltray.data import clear_caches, resize
+from ltray.data.augment import augment
 from ltray.errors import ExperimentError, MaskFileError
 from ltray.masks import count_kept, load_mask, save_mask, sparsity, total_weights
 from ltray.models import build_model, mask_layers, output_layer_name, prunable_weights, shortcut_layers

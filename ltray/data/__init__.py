@@ -11,7 +11,7 @@ import importlib
 _WHERE = {
     "DATASETS": "registry", "Dataset": "registry", "DatasetSpec": "registry", "get_dataset": "registry",
     "is_dataset": "registry", "load_raw": "registry",
-    "augment": "augment", "batches": "augment", "crop_at": "augment",
+    "batches": "augment", "crop_at": "augment",  # the function augment: ltray.data.augment.augment
     "TaskData": "prepare", "clear_caches": "prepare", "load_task": "prepare", "resize": "prepare",
     "split_indices": "prepare",
     "apply_views": "views", "task_label": "views",

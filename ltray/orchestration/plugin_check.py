@@ -3,16 +3,14 @@ written or trained: a model builds and runs for each of its tasks, a dataset ret
 declares, a technique given a small random mask returns a valid smaller one.
 
 Each failure is one line `<sweep key>: <import path>: <what is wrong>`; tracebacks of exceptions
-raised inside user code are kept on the PluginError for -v.
+raised inside user code are kept on the PluginError for -v. torch is imported only when a sweep
+names a plugin (a base install checks and plans a sweep of built-ins without it).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-
-import torch
-from torch import nn
 
 from ltray.errors import LtrayError
 from ltray.plugins import PluginError, user_error
@@ -60,6 +58,8 @@ def _used_tasks(sweep) -> list[str]:
 
 
 def check_arch(arch: str, sweep, tasks: list[str]) -> None:
+    import torch
+
     from ltray.models import build_model, get_arch, mask_layers
     from ltray.orchestration.load import num_classes
 
@@ -117,6 +117,9 @@ def check_dataset(name: str, sweep) -> None:
 
 def toy_problem(seed: int = 0):
     """A small conv net, a random mask and random data: what a technique is checked on."""
+    import torch
+    from torch import nn
+
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -130,6 +133,8 @@ def toy_problem(seed: int = 0):
 
 
 def check_technique(name: str, fraction: float, dim: int) -> None:
+    import torch
+
     from ltray.pruning import TensorContext, get_technique
 
     tech = get_technique(name)
