@@ -2,7 +2,7 @@
 # locked stack (requirements/lock.txt; torch 2.14.1 is built for CUDA 13.0, so GPU hosts need an
 # NVIDIA driver >= 580) and ltray itself. A new node's set-up is then a `docker pull`, not several
 # GB of pip installs. Build and push it once per ltray version (docs/cluster.md, "The node image"):
-#   docker build -t <registry>/ltray:0.2.0 .  &&  docker push <registry>/ltray:0.2.0
+#   docker build -t <registry>/ltray:0.3.0 .  &&  docker push <registry>/ltray:0.3.0
 # The tag must be ltray's version: `ltray check` compares them.
 FROM rayproject/ray:2.60.0-py311-gpu
 

@@ -4,4 +4,4 @@ The core (data, models, pruning, masks, consensus, training) and the experiment-
 (`ltray.experiment`) never import Ray; only `ltray.sweep` and `ltray.cluster` do.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

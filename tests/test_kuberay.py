@@ -29,7 +29,7 @@ def test_shipped_manifests_pass(path, capsys):
     code, out = run_main(capsys, path)
     assert code == 0, out
     assert out[-1].startswith(f"{path}: OK (Ray")
-    assert "rayVersion 2.60.0" in out[-1] and "image ltray:0.2.0" in out[-1] and "gpu-1x 0..10 x 1 GPU" in out[-1]
+    assert "rayVersion 2.60.0" in out[-1] and "image ltray:0.3.0" in out[-1] and "gpu-1x 0..10 x 1 GPU" in out[-1]
     assert all("REPLACE_ME" in line for line in out[:-1])  # the only warnings are the placeholders
 
 
@@ -66,7 +66,7 @@ CASES = {
                            "'/data/experiments' is not an s3:// or gs:// URI"),
     "another version's image": (lambda s: head_container(s).update(image="registry.example/ltray:0.1.0"),
                                 "spec.headGroupSpec.template.spec.containers[0].image",
-                                "is built for ltray 0.1.0 but this is ltray 0.2.0"),
+                                "is built for ltray 0.1.0 but this is ltray 0.3.0"),
     "Ray's own image": (lambda s: worker_container(s).update(image="rayproject/ray:2.60.0-py311-gpu"),
                         f"{WORKER}.template.spec.containers[0].image", "is not ltray's image"),
     "head takes trials": (lambda s: s["headGroupSpec"]["rayStartParams"].update({"num-cpus": "4"}),
