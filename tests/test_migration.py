@@ -1,7 +1,9 @@
 """Experiments survive an upgrade: a folder written by ltray 0.1.0 (format 1, kept in
 tests/fixtures/format1, interrupted by a SIGKILL) is read by status and analysis as it is, is
 migrated in place by --resume (even after a crash mid-migration), and its sweep then finishes
-without training a finished round again. Newer formats are refused with one line."""
+without training a finished round again. A folder written by ltray 0.2.0 (format 2, in
+tests/fixtures/format2) is read as it is and migrated by --resume. Newer formats are refused with
+one line."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from ltray.training import TrajectoryState
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "format1"
 NAME = "tiny-v1-interrupted"
+FIXTURE2 = Path(__file__).resolve().parent / "fixtures" / "format2"
+NAME2 = "tiny-v2"  # written by ltray 0.2.0, run to its end
 
 
 @pytest.fixture
@@ -86,38 +90,41 @@ def test_resume_migrates_in_place_and_a_crash_mid_way_is_finished_later(old, mon
     assert stored["group_id"] == plan.groups[0].group_id and "group" not in stored
 
 
-def _as_format_2(folder: Path) -> None:
-    """A format-3 folder written back in format 2's words: rows say `dataset`, plan.json `group`."""
-    for results in folder.glob(f"{layout.TRIALS}/*/{layout.TRIAL_RESULTS}"):
-        doc = json.loads(results.read_text())
-        doc["rounds"] = [{("dataset" if k == "task" else k): v for k, v in row.items()} for row in doc["rounds"]]
-        results.write_text(json.dumps(doc))
-    plan = json.loads((folder / layout.PLAN).read_text())
-    for g in plan["groups"]:
-        g["group"] = g.pop("group_id")
-    (folder / layout.PLAN).write_text(json.dumps(plan))
-    (folder / layout.MARKER).write_text(json.dumps({"format": 2, "name": folder.name}))
+@pytest.fixture
+def old2(tmp_path) -> tuple[Path, Path]:
+    """(a copy of the format-2 folder written by ltray 0.2.0, a sweep file pointing at its parent)."""
+    shutil.copytree(FIXTURE2 / NAME2, tmp_path / NAME2)
+    doc = yaml.safe_load((FIXTURE2 / f"{NAME2}.yaml").read_text())
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({**doc, "storage": str(tmp_path)}))
+    return tmp_path / NAME2, sweep
 
 
-def test_format_2_is_read_as_it_is_and_migrated_by_resume(old, capsys):
+def test_format_2_is_read_as_it_is_and_migrated_by_resume(old2, capsys):
+    from ltray_analysis.__main__ import main as analysis_main
     from ltray.experiment.plan_file import read_plan_file
     from ltray.experiment.records import TrialRecord
     from ltray.orchestration.opening import open_experiment
     from ltray.status import main as status_main
 
-    folder, sweep_file = old
+    folder, sweep_file = old2
     plan = build_plan(load_sweep(sweep_file))
-    open_experiment(plan, open_storage(folder), resume=True)  # format 1 -> 3
-    _as_format_2(folder)
+    written = {p.name for p in (folder / layout.MASKS).iterdir() if p.name.startswith("bespoke-")}
+    assert {t.trial_id for t in plan.trajectories} == written  # format 3 renamed fields, not trials
     storage = open_storage(folder)
     tid = plan.trajectories[0].trial_id
-    assert TrialRecord(storage, tid).rows()[0]["task"] == plan.trajectories[0].labels.task  # read as format 3
+    assert TrialRecord(storage, tid).rows()[0]["task"] == plan.trajectories[0].labels.task  # read in today's words
     assert read_plan_file(storage).groups[0].group_id == plan.groups[0].group_id
     assert status_main([str(folder)]) == 0 and "3/3" in capsys.readouterr().out
+    assert analysis_main([str(folder), "--out", str(folder.parent / "report")]) == 0
+    assert "plain" in (folder.parent / "report" / "tables" / "accuracy_vs_sparsity.csv").read_text()
+    assert json.loads((folder / layout.MARKER).read_text())["format"] == 2  # reading changed nothing
     notes = open_experiment(plan, storage, resume=True)
     assert any(f"from format 2 to {layout.FORMAT_VERSION}" in n for n in notes)
     rows = json.loads((folder / layout.trial_file(tid, layout.TRIAL_RESULTS)).read_text())["rounds"]
     assert rows and all("task" in r and "dataset" not in r for r in rows)
+    stored = json.loads((folder / layout.PLAN).read_text())["groups"][0]
+    assert stored["group_id"] == plan.groups[0].group_id and "group" not in stored
     assert json.loads((folder / layout.MARKER).read_text())["format"] == layout.FORMAT_VERSION
     assert verify_experiment(LocalStorage(folder)) == []
 
