@@ -12,7 +12,6 @@ from collections import Counter
 
 from ltray.sweep import metrics
 from ltray.orchestration.console import Console
-from ltray.formatting import fmt_duration
 from ltray.orchestration.aggregator import ConsensusStatus
 from ltray.sweep.ray_compat import dashboard_url
 from ltray.sweep.tune_io import asks_for_gpu, group_of, is_followup, ltray_trial_id
