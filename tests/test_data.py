@@ -252,6 +252,20 @@ def test_rotate_90_is_counter_clockwise_quarter_turn():
     assert r45.shape == x.shape and r45.dtype == torch.uint8 and not torch.equal(r45, x)
 
 
+@pytest.mark.parametrize("shape", [(4, 1, 28, 28), (3, 3, 32, 32), (2, 3, 7, 7), (2, 1, 6, 9)])
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270, -90, 450, 30])
+def test_rotate_equals_torchvision_bilinear_rotate(shape, degrees):
+    """Whole quarter turns take a path without torchvision (no resampling); it must give the very
+    pixels torchvision's bilinear rotate gives, or old experiments' tasks would change."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    x = torch.randint(0, 256, shape, generator=torch.Generator().manual_seed(sum(shape)), dtype=torch.uint8)
+    got, _ = apply_views(x, torch.zeros(shape[0], dtype=torch.long), (RotateView(rotate=degrees),), 10)
+    want = TF.rotate(x, float(degrees), interpolation=InterpolationMode.BILINEAR, fill=0)
+    assert got.shape == want.shape and torch.equal(got, want)
+
+
 def test_invert():
     x, y = raw_mnist()
     ix, _ = apply_views(x, y, (InvertView(invert=True),), 10)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from ltray.config import InvertView, PermuteLabelsView, PermutePixelsView, RotateView, TaskSpec, ViewSpec
 from ltray.errors import DatasetError
@@ -23,6 +21,15 @@ Tensor = torch.Tensor
 
 def _rotate(view: RotateView, images: Tensor, labels: Tensor, num_classes: int):
     # degrees counter-clockwise about the image centre; corners fill with raw black
+    quarter_turns, rest = divmod(float(view.rotate), 90.0)
+    square = images.shape[-1] == images.shape[-2]
+    if rest == 0 and (square or quarter_turns % 2 == 0):
+        # a whole number of quarter turns moves pixels without resampling: torchvision's bilinear
+        # rotate gives these exact pixels too (tests/test_data.py), without importing torchvision
+        return torch.rot90(images, k=int(quarter_turns) % 4, dims=(-2, -1)), labels
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
     out = TF.rotate(images, float(view.rotate), interpolation=InterpolationMode.BILINEAR, fill=0)
     return out, labels
 
