@@ -18,6 +18,7 @@ import yaml
 
 from ltray.sweep.signals import StopSignals, Stopped
 from tests.sweep_helpers import short_tmpdir
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +69,13 @@ def _stat(pid: int) -> list[str] | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return [text[:text.index("(")].strip()] + text[text.rindex(")") + 2:].split()  # pid, state, ppid, ...
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return ""
 
 
 def descendants(root: int) -> set[tuple[int, str]]:
@@ -166,21 +174,19 @@ def test_sigterm_in_the_last_second_is_one_line_and_143(tmp_path):
 def test_a_sigkilled_driver_leaves_no_ray_process_behind(tmp_path):
     """SIGKILL gives the driver no chance to stop its Ray: the processes it started must end anyway.
     They are recorded (by pid and start time) while the trial trains, then the driver is killed."""
-    sweep = one_trajectory(tmp_path / "exp", 5, 20, 4096)  # minutes of training: it is killed long before
+    sweep = one_trajectory(tmp_path / "exp", 5, 20, 4096)  # minutes of training: it is killed as it starts
     driver, ray_parent = start_driver(tmp_path, sweep)
-    exp = tmp_path / "exp" / "exits"
     try:
-        deadline = time.monotonic() + 300
-        while not list(exp.glob("masks/**/*.ltmask")):  # the trial is running in its worker
+        def trial_running() -> list[int]:  # the trial's worker process has taken it on
             assert driver.poll() is None, driver.communicate()
-            assert time.monotonic() < deadline, "the trial never started"
-            time.sleep(0.2)
+            return [pid for pid, _ in descendants(driver.pid) if _comm(pid).startswith("ray::ImplicitFu")]
+
+        trials = wait_for(trial_running, 300, "the trial to start in its worker", interval_s=0.2)
         procs = descendants(driver.pid)
         names = cmdlines(procs)
         assert len(procs) >= 5 and "raylet" in names and "gcs_server" in names, names
         # on the way: the trial trains at the driver's niceness, not Ray's default 15 for workers
-        trials = [pid for pid, _ in procs if Path(f"/proc/{pid}/comm").read_text().startswith("ray::ImplicitFu")]
-        assert trials and {_stat(pid)[17] for pid in trials} == {_stat(driver.pid)[17]}, names
+        assert {_stat(pid)[17] for pid in trials} == {_stat(driver.pid)[17]}, names
         [temp_dir] = os.listdir(ray_parent)
         driver.kill()
         driver.communicate(timeout=60)
