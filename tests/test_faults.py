@@ -22,7 +22,7 @@ from ltray.experiment.journal import Journal
 from ltray.storage import LocalStorage
 from ltray.masks import load_mask
 from ltray.orchestration.plan import build_plan
-from tests.sweep_helpers import (TINY_SWEEP, assert_complete_and_unique, local_ray, run_sweep_here, short_tmpdir,
+from tests.sweep_helpers import (SMALL, TINY_SWEEP, assert_complete_and_unique, local_ray, run_sweep_here, short_tmpdir,
                                  source_masks, tiny_sweep, tune_trial_dirs, vote_consensus)
 
 pytestmark = pytest.mark.ray
@@ -75,7 +75,7 @@ def test_killed_worker_and_actor_lose_nothing(tmp_path):
 
     from ltray.sweep.actor import get_actor
 
-    sweep = tiny_sweep(tmp_path / "exp")
+    sweep = tiny_sweep(tmp_path / "exp", **SMALL)
     plan = build_plan(sweep)
     exp = tmp_path / "exp" / "tiny"
     killed = {"worker": None, "actor": False}

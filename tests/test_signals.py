@@ -18,16 +18,15 @@ import pytest
 import yaml
 
 from ltray.orchestration.plan import build_plan
-from tests.sweep_helpers import TINY_SWEEP, assert_complete_and_unique, short_tmpdir, tiny_sweep
+from tests.sweep_helpers import SMALL, TINY_SWEEP, assert_complete_and_unique, short_tmpdir, tiny_sweep
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
-# 6 trajectories and 23 follow-ups: each phase below stops the driver once it has trained a round,
-# and the sweep must still be training when it does (the refused second driver alone takes ~10 s)
-# 1024 training samples (the tiny sweep's 256 trained so fast, once trials ran at the driver's niceness, that the
-# first driver could finish while the refused second one was still starting)
-SWEEP = {**TINY_SWEEP, "data": {**TINY_SWEEP["data"], "max_train_samples": 1024}}
+# the small tiny sweep (3 trajectories, 10 follow-ups) with 1024 training samples a round: each
+# phase below stops the driver once it has trained a round, and the sweep must still be training
+# when it does (the first driver is held with SIGSTOP while the refused second one starts)
+SWEEP = {**TINY_SWEEP, **SMALL, "data": {**TINY_SWEEP["data"], "max_train_samples": 1024}}
 
 
 def _driver(cmd, env) -> subprocess.Popen:
@@ -82,7 +81,7 @@ def test_concurrent_drivers_signals_and_resume(tmp_path):
     sweep_file = tmp_path / "tiny.yaml"
     sweep_file.write_text(yaml.safe_dump({**SWEEP, "storage": str(tmp_path / "exp")}))
     exp = tmp_path / "exp" / "tiny"
-    plan = build_plan(tiny_sweep(tmp_path / "exp", data=SWEEP["data"]))
+    plan = build_plan(tiny_sweep(tmp_path / "exp", **SMALL, data=SWEEP["data"]))
     cmd = [sys.executable, "-m", "ltray.sweep", str(sweep_file), "--address", "local", "--progress-interval", "5"]
 
     def env():
