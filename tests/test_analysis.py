@@ -297,26 +297,42 @@ def test_folder_with_only_a_plan_builds(tmp_path):
     assert report.figures == [] and "No rounds recorded yet" in md and "No bespoke rounds" in md
 
 
-@pytest.mark.parametrize("plan", [
-    "[1, 2]", '{"trajectories": 3}', '{"trajectories": [{"rounds": "many"}]}',
-    '{"trajectories": [{"rounds": true}]}', '{"groups": [{"group": "g", "thresholds": ["all"]}]}',
-    "[" * 20_000 + "]" * 20_000, "{not json", b"\xff\xfe garbage",
-], ids=["a list", "trajectories not a list", "rounds a word", "rounds true", "threshold a word",
-        "20,000-deep", "not JSON", "not UTF-8"])
-def test_garbage_plan_is_noted_and_ignored(plan, partial, tmp_path):
-    """A partial folder still reports: a plan.json that is not a plan is left out with a note,
-    never used (its counts would be wrong) and never a crash."""
+GARBAGE_PLANS = {
+    "a list": "[1, 2]", "trajectories not a list": '{"trajectories": 3}',
+    "rounds a word": '{"trajectories": [{"rounds": "many"}]}', "rounds true": '{"trajectories": [{"rounds": true}]}',
+    "threshold a word": '{"groups": [{"group": "g", "thresholds": ["all"]}]}',
+    "20,000-deep": "[" * 20_000 + "]" * 20_000, "not JSON": "{not json", "not UTF-8": b"\xff\xfe garbage",
+}
+
+
+def _with_plan(partial, tmp_path, plan) -> Path:
     import shutil
 
     root = tmp_path / "exp"
     shutil.copytree(partial[0], root, ignore=shutil.ignore_patterns("report"))
     assert "12 of 18 planned" in (partial[1].out / "report.md").read_text()  # the good plan is used
     (root / "plan.json").write_bytes(plan if isinstance(plan, bytes) else plan.encode())
-    report = build_report(root, tmp_path / "out", _opts())  # strict: a failing section would raise
+    return root
+
+
+@pytest.mark.parametrize("plan", GARBAGE_PLANS.values(), ids=GARBAGE_PLANS.keys())
+def test_garbage_plan_is_noted_and_ignored(plan, partial, tmp_path):
+    """A plan.json that is not a plan is left out with a note, never used (its counts would be
+    wrong) and never a crash."""
+    exp = load_experiment(_with_plan(partial, tmp_path, plan))
+    assert exp.plan is None and len(exp.rounds) > 0
+    [note] = [n for n in exp.notes if "plan.json" in n]
+    assert note.startswith("plan.json is not an ltray plan (") and note.endswith("); ignored.") and len(note) < 200
+
+
+def test_a_folder_with_a_garbage_plan_still_reports(partial, tmp_path):
+    """The whole report of a partial folder with a garbage plan: every figure, no planned counts."""
+    report = build_report(_with_plan(partial, tmp_path, GARBAGE_PLANS["20,000-deep"]), tmp_path / "out",
+                          _opts())  # strict: a failing section would raise
     md = (report.out / "report.md").read_text()
     assert "planned" not in md and "- bespoke rounds done: 12; consensus masks: 0" in md
     [note] = [n for n in report.notes if "plan.json" in n]
-    assert note.startswith("plan.json is not an ltray plan (") and note.endswith("); ignored.") and len(note) < 200
+    assert note.startswith("plan.json is not an ltray plan (")
     assert {p.stem for p in report.figures} == {p.stem for p in partial[1].figures}
 
 
