@@ -190,12 +190,12 @@ def _trial_processes(node) -> dict[int, str]:
     return out
 
 
-def _recorded_rounds(exp: Path, trial_id: str) -> list[int]:
-    try:
-        rows = json.loads((exp / layout.trial_file(trial_id, layout.TRIAL_RESULTS)).read_text())["rounds"]
-    except (OSError, ValueError, KeyError):
-        return []
-    return [int(r["round"]) for r in rows]
+def _finished_rounds(trial_dir: Path) -> int:
+    """How many rounds the trial's resume state says are finished (0 before its first)."""
+    from ltray.training import TrajectoryState
+
+    state = trial_dir / layout.TRIAL_STATE
+    return TrajectoryState.load(state).next_round if state.exists() else 0
 
 
 class NodeKiller(threading.Thread):
@@ -210,6 +210,7 @@ class NodeKiller(threading.Thread):
         super().__init__(daemon=True)
         self.cluster, self.exp, self.after_round = c, exp, after_round
         self.removed: str | None = None
+        self.trials_on_removed: set[str] = set()  # the node's trials when it was killed
         self.finished: dict[str, list[int]] = {}  # unfinished trial -> its finished rounds
         self.snapshot: dict[Path, tuple[int, int]] = {}
         self.error: BaseException | None = None
@@ -222,8 +223,10 @@ class NodeKiller(threading.Thread):
                 if node is None:
                     time.sleep(0.1)
                     continue
-                pids = set(_trial_processes(node))
+                running = _trial_processes(node)
                 self.cluster.remove_node(node, allow_graceful=False)
+                self.trials_on_removed = set(running.values())
+                pids = set(running)
                 self.removed = node.node_id
                 self._wait_for_trial_processes(pids)
                 self._record()
@@ -235,8 +238,8 @@ class NodeKiller(threading.Thread):
         result.json on the driver can lag the trial by seconds, up to its whole run)."""
         for node in self.cluster.worker_nodes:
             for trial_id in _trial_processes(node).values():
-                rounds = _recorded_rounds(self.exp, trial_id)
-                if rounds and max(rounds) >= self.after_round and \
+                # its resume state, written after the round's row, says the round is finished
+                if _finished_rounds(self.exp / layout.TRIALS / trial_id) > self.after_round and \
                         not (self.exp / layout.trial_file(trial_id, layout.TRIAL_DONE)).exists():
                     return node
         return None
@@ -248,13 +251,10 @@ class NodeKiller(threading.Thread):
             time.sleep(0.1)
 
     def _record(self) -> None:
-        from ltray.training import TrajectoryState
-
         for trial_dir in (self.exp / "trials").iterdir():
             if (trial_dir / "done.json").exists():
                 continue
-            state = trial_dir / "state.ltstate"
-            rounds = list(range(TrajectoryState.load(state).next_round)) if state.exists() else []
+            rounds = list(range(_finished_rounds(trial_dir)))
             self.finished[trial_dir.name] = rounds
             for r in rounds:
                 p = self.exp / layout.trajectory_mask(trial_dir.name, r)
@@ -283,7 +283,9 @@ def test_removed_worker_loses_no_finished_round(cluster, tmp_path):
 
     check_complete(exp, rounds)  # nothing lost
     seen = reports(exp)
-    cut = {t for t in seen.loc[seen["node_id"] == killer.removed, "trial_id"] if killer.finished.get(t)}
+    # the node's trials, as the killer saw them (a round's report in flight when the node died may
+    # never reach Tune's result.json)
+    cut = {t for t in killer.trials_on_removed if killer.finished.get(t)}
     assert cut, "no trial was cut short after a finished round"
     for trial in cut:
         finished = killer.finished[trial]
