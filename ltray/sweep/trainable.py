@@ -15,18 +15,15 @@ from ray import tune
 
 from ltray.errors import one_line
 from ltray.experiment.records import TrialRecord
+from ltray.orchestration.trial_work import run_trial_work
 from ltray.plugins import PluginError
 from ltray.storage import open_storage
 from ltray.sweep import metrics
 from ltray.sweep.tune_io import read_trial_config, reported_metrics
+from ltray.training.device import claim_device
 
 
 def run_trial(config: dict) -> None:
-    # torch and the training code load in the trial's process only: the driver, which hands this
-    # function to Tune by reference, never pays for them
-    from ltray.orchestration.trial_work import run_trial_work
-    from ltray.training.device import claim_device
-
     trial = read_trial_config(config)
     spec, settings = trial.spec, trial.settings
     record = TrialRecord(open_storage(settings.experiment_uri), spec.trial_id)
