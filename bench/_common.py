@@ -56,7 +56,7 @@ def machine_line(info: dict) -> str:
     gpu = f", GPU {info['gpu']}" if "gpu" in info else ""
     return (f"{info['date']}; {info['cpu']}, {info['cores']} cores, torch {info['torch']} with "
             f"{info['torch_threads']} thread(s), device {info['device']}{gpu}; 1-min load average "
-            f"{info['load_avg_1m']} at the start (the machine was shared with other jobs)")
+            f"{info['load_avg_1m']} at the start")
 
 
 def pick_device() -> str:
