@@ -32,8 +32,8 @@ demo: setup
 	$(BIN)/ltray analysis experiments/demo
 
 # `make test-fast`: the Ray-free tests (core, formats, plan, analysis, checks), CPU-bound, in
-# TEST_JOBS processes. `make test`: those, then the Ray end-to-end tests (marked `ray`), which
-# mostly wait on process starts, in RAY_TEST_JOBS processes. Each test file runs in one process
+# TEST_JOBS processes. `make test`: those, then the Ray end-to-end tests (marked `ray`), whose
+# time is the CPU of starting processes (Ray's, drivers', trial workers'), in RAY_TEST_JOBS processes. Each test file runs in one process
 # (its module fixtures run once); tests/conftest.py hands out the slowest Ray files first.
 TEST_JOBS ?= 2
 RAY_TEST_JOBS ?= 3

@@ -1,5 +1,6 @@
 """Every way a driver ends is honest: a SIGTERM or Ctrl-C at any moment of `ltray sweep`'s main
-(before Ray starts, or in the last second, after the run while the summary is written) is one
+(before Ray starts, while Ray's own SIGTERM handler is in place, or in the last second, after the
+run while the summary is written) is one
 line and exit 143 / 130; a SIGKILLed driver that started its own local Ray leaves no process of
 that Ray behind. The moments are reached without racing: LTRAY_PAUSE_AT makes the driver say
 'paused at NAME' on stdout and wait there for the signal."""
@@ -167,6 +168,27 @@ def test_sigterm_in_the_last_second_is_one_line_and_143(tmp_path):
     assert "interrupted" in one_line(err) and "continue with --resume" in err
     assert json.loads((tmp_path / "exp" / "exits" / "driver.json").read_text())["state"] == "finished"
     assert not wait_until_gone(procs, timeout_s=30)
+    assert not os.listdir(ray_parent), "the private Ray's temp dir was left behind"
+
+
+@pytest.mark.ray
+def test_sigterm_while_ray_starts_is_one_line_and_143(tmp_path):
+    """ray.init replaces SIGTERM's handler with its own sys.exit(15) until ltray's is back: a SIGTERM
+    then (the driver waits right after ray.init, Ray's handler still in place) stops the run like
+    any other, and what had started of the local Ray goes."""
+    driver, ray_parent = start_driver(tmp_path, one_trajectory(tmp_path / "exp", 1, 1, 64), pause_at="ray_started")
+    try:
+        wait_for_line(driver, "paused at ray_started")
+        procs = descendants(driver.pid)
+        assert "raylet" in cmdlines(procs)
+        driver.send_signal(signal.SIGTERM)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 143, err[-3000:]
+    assert "interrupted" in one_line(err) and "continue with --resume" in err
+    assert not wait_until_gone(procs, timeout_s=30), cmdlines(alive(procs))
     assert not os.listdir(ray_parent), "the private Ray's temp dir was left behind"
 
 

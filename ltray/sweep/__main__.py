@@ -82,6 +82,7 @@ def main(argv=None) -> int:
 def _ended_by(e: BaseException, stop: StopSignals, context: _Context) -> int:
     """The one line and the exit status for what ended the run; a bug in ltray keeps its traceback."""
     if isinstance(e, KeyboardInterrupt):
+        stop.note(e)
         where = f" {context.storage.uri}" if context.storage is not None else ""
         print(f"\ninterrupted; the experiment folder{where} is whole: continue with --resume", file=sys.stderr)
         return stop.exit_status

@@ -47,6 +47,28 @@ def tune_settings(max_pending_trials: int, *, legacy_output: bool, tracker_logge
     return process_env(values, keep_existing=frozenset({"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"}))
 
 
+@contextlib.contextmanager
+def driver_signal_handlers() -> Iterator[None]:
+    """While this process starts or joins Ray: no C++ failure-signal handler in the driver. Ray's
+    (absl's) would print a native stack dump for a SIGTERM that arrives before ltray's handler is
+    back, where a stop is one line. Python's faulthandler prints a crash's traceback instead. The
+    switch is read once, when ray.init creates the driver's core worker; a user's
+    RAY_DISABLE_FAILURE_SIGNAL_HANDLER wins."""
+    import faulthandler
+
+    from ray._private import ray_constants
+
+    before = ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER
+    if "RAY_DISABLE_FAILURE_SIGNAL_HANDLER" not in os.environ:
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+        if not faulthandler.is_enabled():
+            faulthandler.enable()
+    try:
+        yield
+    finally:
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = before
+
+
 def local_ray_env() -> contextlib.AbstractContextManager:
     """A private local Ray: no token authentication unless the user chose a mode, and every
     service on 127.0.0.1. Ray resolves 'localhost' to the machine's reachable address unless

@@ -11,6 +11,7 @@ import os
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import ray
@@ -29,9 +30,10 @@ from ltray.experiment.tables import RoundsTable, device_counts
 from ltray.sweep.actor import NAMESPACE, start_actor
 from ltray.sweep.callback import ResultsCallback
 from ltray.orchestration.plan import Plan
-from ltray.sweep.ray_compat import cluster_on_this_machine, local_ray_env, restore_cluster_mode, tune_settings
+from ltray.sweep.ray_compat import (cluster_on_this_machine, driver_signal_handlers, local_ray_env,
+                                    restore_cluster_mode, tune_settings)
 from ltray.sweep.searcher import SweepSearcher
-from ltray.sweep.signals import StopSignals
+from ltray.sweep.signals import StopSignals, Stopped, pause_point
 from ltray.orchestration.summary import write_summary
 from ltray.sweep.trackers import tracker_callbacks
 from ltray.sweep.trainable import run_trial
@@ -217,20 +219,36 @@ def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool, env: dict
     if address and address != "local":
         from ltray.sweep.connect import join_cluster
 
-        join_cluster(address, NAMESPACE, env)
-        return RaySession(joined=True)
+        session = RaySession(joined=True)
+        with _starting(session):
+            join_cluster(address, NAMESPACE, env)
+        return session
     session = RaySession()
     session.settings.enter_context(local_ray_env())
-    temp_dir = tempfile.mkdtemp(prefix="ltray-ray-", dir=os.environ.get("LTRAY_RAY_TMPDIR", "/tmp"))
-    session.watchdog = Watchdog(temp_dir)  # before Ray starts: a driver killed during ray.init leaves nothing
-    try:
-        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
-                 dashboard_host="127.0.0.1", namespace=NAMESPACE, _temp_dir=temp_dir, runtime_env=env,
-                 configure_logging=True, logging_level="WARNING", log_to_driver=False)
-    except Exception as e:  # noqa: BLE001 - Ray raises many types for a failed start
-        session.settings.close()
-        session.watchdog.close()
-        raise ExperimentError(f"could not start a local Ray in {temp_dir}: {e}; the experiment folder "
-                              "exists now, so retry with --resume") from None
-    session.temp_dir = temp_dir
+    session.temp_dir = tempfile.mkdtemp(prefix="ltray-ray-", dir=os.environ.get("LTRAY_RAY_TMPDIR", "/tmp"))
+    session.watchdog = Watchdog(session.temp_dir)  # before Ray starts: a driver killed during ray.init leaves nothing
+    with _starting(session):
+        try:
+            ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+                     dashboard_host="127.0.0.1", namespace=NAMESPACE, _temp_dir=session.temp_dir, runtime_env=env,
+                     configure_logging=True, logging_level="WARNING", log_to_driver=False)
+        except Exception as e:  # noqa: BLE001 - Ray raises many types for a failed start
+            raise ExperimentError(f"could not start a local Ray in {session.temp_dir}: {e}; the experiment folder "
+                                  "exists now, so retry with --resume") from None
+        pause_point("ray_started")  # tests: Ray's own SIGTERM handler is in place, as during ray.init
     return session
+
+
+@contextlib.contextmanager
+def _starting(session: RaySession) -> Iterator[None]:
+    """Ray starting or joining: on any failure or stop, what had started goes. ray.init replaces
+    SIGTERM's handler with its own (sys.exit(15)), and ltray's comes back only after it: a
+    SIGTERM in between stops the run like any other."""
+    try:
+        with driver_signal_handlers():
+            yield
+    except BaseException as e:
+        session.close()
+        if isinstance(e, SystemExit) and e.code == signal.SIGTERM:
+            raise Stopped(signal.SIGTERM) from None
+        raise

@@ -60,6 +60,12 @@ class StopSignals:
     def exit_status(self) -> int:
         return 143 if self.received == signal.SIGTERM else 130
 
+    def note(self, e: BaseException) -> None:
+        """Record the signal of a `Stopped` raised for a signal another handler caught first
+        (Ray's, during `ray.init`)."""
+        if self.received is None and isinstance(e, Stopped):
+            self.received = e.signum
+
     def _handle(self, signum, frame) -> None:
         if self.received is None:
             self.received = signum
