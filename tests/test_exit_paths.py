@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -61,6 +62,29 @@ def one_line(err: str) -> str:
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
     return lines[0]
+
+
+class StoppedDriver(NamedTuple):
+    status: int
+    err: str
+    procs: set[tuple[int, str]]  # its descendants (pid, start time) at the pause
+    names: str  # their command lines, read at the pause
+    ray_parent: str  # the parent of its Ray temp dir
+
+
+def stopped_at(tmp_path: Path, pause_at: str, sig: int = signal.SIGTERM, timeout_s: float = 120) -> StoppedDriver:
+    """A one-round driver, stopped by `sig` where it waits at `pause_at`."""
+    driver, ray_parent = start_driver(tmp_path, one_trajectory(tmp_path / "exp", 1, 1, 64), pause_at=pause_at)
+    try:
+        wait_for_line(driver, f"paused at {pause_at}")
+        procs = descendants(driver.pid)
+        names = cmdlines(procs)
+        driver.send_signal(sig)
+        _, err = driver.communicate(timeout=timeout_s)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    return StoppedDriver(driver.returncode, err, procs, names, ray_parent)
 
 
 # ---- processes, by pid and start time (a pid can be reused) --------------------------------------
@@ -136,15 +160,8 @@ def test_stop_signals_record_the_signal_and_restore_the_handlers():
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_before_ray_starts_is_one_line(tmp_path, sig, status):
-    driver, ray_parent = start_driver(tmp_path, one_trajectory(tmp_path / "exp", 1, 1, 64), pause_at="plan")
-    try:
-        wait_for_line(driver, "paused at plan")
-        driver.send_signal(sig)
-        _, err = driver.communicate(timeout=60)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    assert driver.returncode == status, err
+    code, err, _, _, ray_parent = stopped_at(tmp_path, "plan", sig, timeout_s=60)
+    assert code == status, err
     assert "interrupted" in one_line(err) and "continue with --resume" in err
     assert not os.listdir(ray_parent)  # Ray had not started
 
@@ -155,16 +172,8 @@ def test_sigterm_in_the_last_second_is_one_line_and_143(tmp_path):
     """After run_sweep has returned, while the summary is written: the driver still stops cleanly."""
     import json
 
-    driver, ray_parent = start_driver(tmp_path, one_trajectory(tmp_path / "exp", 1, 1, 64), pause_at="finish")
-    try:
-        wait_for_line(driver, "paused at finish")
-        procs = descendants(driver.pid)  # what is left of the run: the lease's and Ray's are gone
-        driver.send_signal(signal.SIGTERM)
-        out, err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    assert driver.returncode == 143, err[-3000:]
+    code, err, procs, _, ray_parent = stopped_at(tmp_path, "finish")  # procs: the lease's and Ray's are gone
+    assert code == 143, err[-3000:]
     assert "interrupted" in one_line(err) and "continue with --resume" in err
     assert json.loads((tmp_path / "exp" / "exits" / "driver.json").read_text())["state"] == "finished"
     assert not wait_until_gone(procs, timeout_s=30)
@@ -176,17 +185,9 @@ def test_sigterm_while_ray_starts_is_one_line_and_143(tmp_path):
     """ray.init replaces SIGTERM's handler with its own sys.exit(15) until ltray's is back: a SIGTERM
     then (the driver waits right after ray.init, Ray's handler still in place) stops the run like
     any other, and what had started of the local Ray goes."""
-    driver, ray_parent = start_driver(tmp_path, one_trajectory(tmp_path / "exp", 1, 1, 64), pause_at="ray_started")
-    try:
-        wait_for_line(driver, "paused at ray_started")
-        procs = descendants(driver.pid)
-        assert "raylet" in cmdlines(procs)
-        driver.send_signal(signal.SIGTERM)
-        _, err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-    assert driver.returncode == 143, err[-3000:]
+    code, err, procs, names, ray_parent = stopped_at(tmp_path, "ray_started")
+    assert "raylet" in names  # Ray had started when the signal came
+    assert code == 143, err[-3000:]
     assert "interrupted" in one_line(err) and "continue with --resume" in err
     assert not wait_until_gone(procs, timeout_s=30), cmdlines(alive(procs))
     assert not os.listdir(ray_parent), "the private Ray's temp dir was left behind"
