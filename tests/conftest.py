@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 RUN_TMPDIR = "LTRAY_TEST_TMPDIR"
 # The Ray test files, slowest first (`pytest -m ray --durations`, 2026-12-03): under pytest-xdist
 # (`make test`) the files are handed out in this order, so no long one starts last. Only an order:
@@ -37,6 +39,17 @@ if _workers > 1:
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.pop("LTRAY_STORAGE", None)  # tests say where their experiments go
+
+
+@pytest.fixture(scope="module")
+def module_ray():
+    """One private local Ray in this process for a module's in-process sweeps (starting one costs
+    about 8 CPU-seconds of Ray's own processes), with 2 CPUs and a GPU resource that has no CUDA
+    behind it (sweeps that ask for no GPU never see it)."""
+    from tests.sweep_helpers import local_ray
+
+    with local_ray(num_gpus=1):
+        yield
 
 
 def pytest_collection_modifyitems(config, items):

@@ -38,9 +38,16 @@ TINY_SWEEP = {
 }
 
 
-# the tiny sweep with one technique, two targets and no leave-one-out: 3 trajectories, a group, 10 follow-ups
+# One trial at a time, for scenarios that test something other than concurrent trials (the
+# tiny sweep itself, test_multinode, test_autoscaling and test_metrics run trials side by side):
+# each trial worker costs about 10 CPU-seconds of imports (torch, Ray Tune), and on the suite's
+# 2 busy cores a second one makes a scenario slower, not faster.
+ONE_AT_A_TIME = {"max_concurrent": 1}
+# the tiny sweep with one technique, two targets and no leave-one-out: 3 trajectories, a group, 10
+# follow-ups, one trial at a time
 SMALL = dict(grid={**TINY_SWEEP["grid"], "techniques": ["global_unstructured"]},
-             consensus=[{**TINY_SWEEP["consensus"][0], "leave_one_out": False, "targets": ["plain", "uci"]}])
+             consensus=[{**TINY_SWEEP["consensus"][0], "leave_one_out": False, "targets": ["plain", "uci"]}],
+             **ONE_AT_A_TIME)
 
 
 def tiny_sweep(storage: Path, **overrides):

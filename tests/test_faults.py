@@ -22,7 +22,7 @@ from ltray.experiment.journal import Journal
 from ltray.storage import LocalStorage
 from ltray.masks import load_mask
 from ltray.orchestration.plan import build_plan
-from tests.sweep_helpers import (SMALL, TINY_SWEEP, assert_complete_and_unique, local_ray, run_sweep_here, short_tmpdir,
+from tests.sweep_helpers import (ONE_AT_A_TIME, SMALL, TINY_SWEEP, assert_complete_and_unique, run_sweep_here,
                                  source_masks, tiny_sweep, tune_trial_dirs, vote_consensus)
 
 pytestmark = pytest.mark.ray
@@ -70,7 +70,7 @@ def _direct_masks(plan, tmp: Path) -> dict[str, list[dict]]:
         torch.set_num_threads(threads)
 
 
-def test_killed_worker_and_actor_lose_nothing(tmp_path):
+def test_killed_worker_and_actor_lose_nothing(module_ray, tmp_path):
     import ray
 
     from ltray.sweep.actor import get_actor
@@ -96,12 +96,11 @@ def test_killed_worker_and_actor_lose_nothing(tmp_path):
                 killed["actor"] = True
 
     thread = threading.Thread(target=inject, daemon=True)
-    with local_ray():
-        try:
-            thread.start()
-            run_sweep_here(plan)
-        finally:
-            thread.join(timeout=5)
+    try:
+        thread.start()
+        run_sweep_here(plan)
+    finally:
+        thread.join(timeout=5)
     assert killed["worker"] and killed["actor"], killed
     assert_complete_and_unique(exp, plan)
     _assert_consensus_exact(exp, plan)
@@ -114,7 +113,7 @@ def test_killed_worker_and_actor_lose_nothing(tmp_path):
             assert all(np.array_equal(got[n], want[n]) for n in want), (tid, r)
 
 
-def test_full_disk_stops_with_one_line_and_a_readable_folder(tmp_path, monkeypatch, capsys):
+def test_full_disk_stops_with_one_line_and_a_readable_folder(module_ray, tmp_path, monkeypatch, capsys):
     import errno
 
     from ltray import fileio
@@ -122,7 +121,8 @@ def test_full_disk_stops_with_one_line_and_a_readable_folder(tmp_path, monkeypat
     from ltray.sweep.__main__ import main
 
     sweep_file = tmp_path / "tiny.yaml"
-    sweep_file.write_text(yaml.safe_dump({**TINY_SWEEP, "storage": str(tmp_path / "exp"), "consensus": []}))
+    sweep_file.write_text(yaml.safe_dump({**TINY_SWEEP, **ONE_AT_A_TIME, "storage": str(tmp_path / "exp"),
+                                                  "consensus": []}))
     exp = tmp_path / "exp" / "tiny"
     calls = {"rounds": 0}
 
@@ -136,8 +136,7 @@ def test_full_disk_stops_with_one_line_and_a_readable_folder(tmp_path, monkeypat
         fileio.atomic_write_bytes(path, data)
 
     monkeypatch.setattr(storage, "atomic_write_bytes", filling_disk)
-    monkeypatch.setenv("LTRAY_RAY_TMPDIR", short_tmpdir("ltd-"))
-    assert main([str(sweep_file), "-q", "--address", "local"]) == 2
+    assert main([str(sweep_file), "-q"]) == 2  # on the module's Ray
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0]
     assert "Traceback" not in "\n".join(err)

@@ -35,7 +35,8 @@ def old(tmp_path) -> tuple[Path, Path]:
     shutil.copytree(FIXTURE / NAME, tmp_path / NAME)
     doc = yaml.safe_load((FIXTURE / f"{NAME}.yaml").read_text())
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text(yaml.safe_dump({**doc, "storage": str(tmp_path)}))
+    # one trial at a time (tests/sweep_helpers.ONE_AT_A_TIME): a runtime setting, free to change on --resume
+    sweep.write_text(yaml.safe_dump({**doc, "storage": str(tmp_path), "max_concurrent": 1}))
     return tmp_path / NAME, sweep
 
 

@@ -28,7 +28,7 @@ SWEEP = {
     "train": {"epochs": 1, "lr": 0.05, "momentum": 0.9},
     "data": {"crop": False, "flip": False, "max_train_samples": 64},
     "resources": {"default": {"cpu": 1}},
-    "max_concurrent": 2,
+    "max_concurrent": 1,  # one trial worker: see tests/sweep_helpers.ONE_AT_A_TIME
     "max_failures": 0,
     "consensus": [{"name": "pair", "sources": ["plain", "rot90"], "technique": TECH, "source_rounds": [1],
                    "thresholds": ["all"], "targets": ["plain"], "baselines": {"random": False, "bespoke": False}}],

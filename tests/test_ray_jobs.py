@@ -29,7 +29,7 @@ SWEEP = {
     "train": {"epochs": 1},
     "data": {"crop": False, "flip": False, "max_train_samples": 256},
     "resources": {"lenet": {"cpu": 1}},
-    "max_concurrent": 2,
+    "max_concurrent": 1,  # one trial worker: see tests/sweep_helpers.ONE_AT_A_TIME
     "max_failures": 1,
     "consensus": [{"name": "pair", "sources": ["plain", "rot90"], "technique": "global_unstructured",
                    "source_rounds": [1], "thresholds": ["all"], "baselines": {"random": False, "bespoke": False}}],

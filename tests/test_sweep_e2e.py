@@ -13,19 +13,17 @@ from ltray.experiment import layout
 from ltray.experiment.schemas import CONSENSUS, ROUNDS, SIMILARITY
 from ltray.masks import count_kept, load_mask, sparsity
 from ltray.orchestration.plan import build_plan, group_followups
-from tests.sweep_helpers import (TINY_SWEEP, local_ray, rounds_table, run_sweep_here, source_masks, tiny_sweep,
-                                 tune_trial_dirs, vote_consensus)
+from tests.sweep_helpers import (ONE_AT_A_TIME, TINY_SWEEP, rounds_table, run_sweep_here, source_masks,
+                                 tiny_sweep, tune_trial_dirs, vote_consensus)
 
 pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, module_ray):
     sweep = tiny_sweep(tmp_path_factory.mktemp("exp"))
     plan = build_plan(sweep)
-    with local_ray():
-        exp = run_sweep_here(plan)
-    return exp, plan
+    return run_sweep_here(plan), plan
 
 
 def test_every_trajectory_has_one_mask_and_row_per_round(finished):
@@ -132,7 +130,7 @@ def test_status_reads_the_finished_experiment(finished, capsys):
     assert f"{len(plan.trajectories)}/{len(plan.trajectories)}" in out
 
 
-def test_damage_is_listed_then_repaired_by_resume(finished, tmp_path, capsys):
+def test_damage_is_listed_then_repaired_by_resume(finished, module_ray, tmp_path, capsys):
     """Each kind of damage in one folder: `status --verify` lists it, --resume repairs it, and the
     result equals the undamaged experiment (masks bit-identical, every table row once)."""
     import shutil
@@ -188,7 +186,7 @@ def test_damage_is_listed_then_repaired_by_resume(finished, tmp_path, capsys):
         assert line is not None and problem in line, (path, listed)
     assert "retrains" in listed and "trains" in listed and "rebuilds" in listed and "actor/journal" in listed
 
-    resumed = build_plan(tiny_sweep(tmp_path))
+    resumed = build_plan(tiny_sweep(tmp_path, **ONE_AT_A_TIME))  # a runtime setting: the same experiment
     assert run_sweep_here(resumed, resume=True) == copy
     assert status_main(["--verify", str(copy)]) == 0
     for folder in ("masks", "consensus"):
@@ -208,7 +206,7 @@ def test_damage_is_listed_then_repaired_by_resume(finished, tmp_path, capsys):
     assert not pd.read_csv(copy / "rounds.csv").duplicated(key).any()
 
 
-def test_a_gpu_share_without_usable_cuda_fails_with_one_line(finished, tmp_path, capsys):
+def test_a_gpu_share_without_usable_cuda_fails_with_one_line(module_ray, tmp_path, capsys):
     """A trial that holds a GPU share on a node where torch cannot use CUDA fails (instead of
     training on the CPU), and the run says why in one line; nothing is trained."""
     import yaml
@@ -222,7 +220,7 @@ def test_a_gpu_share_without_usable_cuda_fails_with_one_line(finished, tmp_path,
     path = tmp_path / "gpu.yaml"
     path.write_text(yaml.safe_dump(sweep))
     capsys.readouterr()
-    assert main([str(path), "-q", "--address", "local", "--num-gpus", "1"]) == 1  # a GPU resource, no CUDA
+    assert main([str(path), "-q"]) == 1  # on the module's Ray: a GPU resource, no CUDA
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "1 trial(s) failed" in err[0], err
     assert "holds gpu=0.5 but torch cannot use CUDA" in err[0] and "needs an NVIDIA driver >=" in err[0], err

@@ -12,7 +12,7 @@ from ltray.errors import ConfigError
 from ltray.orchestration.plan import build_plan
 from ltray.sweep.trackers import check_trackers, trial_tags
 from ltray.sweep.tune_io import RunSettings, trial_config
-from tests.sweep_helpers import TINY_SWEEP, local_ray, run_sweep_here, tiny_sweep
+from tests.sweep_helpers import ONE_AT_A_TIME, TINY_SWEEP, local_ray, run_sweep_here, tiny_sweep
 
 pytestmark = pytest.mark.ray
 
@@ -23,6 +23,7 @@ TRACKED = dict(
                 "source_rounds": [1], "thresholds": ["all"], "targets": ["plain"],  # 2 follow-ups
                 "baselines": {"random": True, "bespoke": False}}],
     loggers=["tensorboard", "mlflow", "wandb"],
+    **ONE_AT_A_TIME,
 )
 
 
