@@ -23,6 +23,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ltray.cluster.pins import tomllib
+from tests.build_helpers import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -66,7 +67,7 @@ def base_venv(tmp_path_factory) -> Path:
                           capture_output=True, text=True, check=True).stdout.strip()
     (Path(site) / "ltray-base-deps.pth").write_text(f"{deps}\n")
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                              "--no-deps", str(ROOT)], capture_output=True, text=True, timeout=600)
+                              "--no-deps", str(build_wheel(tmp / "dist"))], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-3000:]
     return venv
 

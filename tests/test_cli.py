@@ -16,6 +16,7 @@ import pytest
 from ltray import __version__
 from ltray.experiment.folder import git_revision
 from tests.analysis_fixtures import build_demo_like
+from tests.build_helpers import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 LTRAY = Path(sys.executable).parent / "ltray"  # the console script pip installed beside python
@@ -94,7 +95,7 @@ def test_analysis_from_a_non_editable_install(tmp_path, demo_like):
     the checkout."""
     target = tmp_path / "site"
     build = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                            str(ROOT)], capture_output=True, text=True, timeout=600)
+                            str(build_wheel(tmp_path / "dist"))], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-2000:]
     env = {**os.environ, "PYTHONPATH": str(target)}
     where = subprocess.run([sys.executable, "-c", "import ltray_analysis, ltray; print(ltray_analysis.__file__); "
