@@ -18,6 +18,12 @@ def _umask() -> int:
     return mask
 
 
+def is_unfinished_write(name: str) -> bool:
+    """A writer's temporary file (`.<name>.<random>.tmp`, see atomic_writer): never read, and left
+    behind only by a writer killed mid-write (the file it was writing is then whole or absent)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike, mode: str = "wb"):
     """Yield a file object; on success the file replaces `path` in one rename."""

@@ -5,6 +5,7 @@ folder alone (a path or an s3:// / gs:// URI; see ltray.experiment.progress). No
 `--verify` checks every file a resume relies on (masks and resume states by checksum, per-trial
 results, the journal, the tables) and lists the damage without changing anything: exit 0 when
 the folder is whole, 1 when something is damaged (a `--resume` repairs what it lists as repairable).
+It also names the temporary files of writers killed mid-write (harmless; a `--resume` removes them).
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         storage = open_storage(args.experiment)
         if args.verify:
-            from ltray.experiment.verify import format_damage, verify_experiment
+            from ltray.experiment.verify import format_damage, unfinished_writes, verify_experiment
 
             damage = verify_experiment(storage)
-            print(format_damage(storage.uri, damage))
+            print(format_damage(storage.uri, damage, unfinished_writes(storage)))
             return 1 if damage else 0
         if args.watch is None:
             print(format_progress(storage.uri, experiment_progress(storage)))

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ltray.errors import ConfigError, ExperimentError
-from ltray.fileio import atomic_write_bytes
+from ltray.fileio import atomic_write_bytes, is_unfinished_write
 
 OBJECT_SCHEMES = ("s3", "gs", "gcs")
 SCHEMES_HELP = "a path, or a file://, s3:// or gs:// URI"
@@ -75,6 +75,11 @@ class Storage(ABC):
     def local_path(self, rel: str = "") -> Path | None:
         """The local file system path of `rel`, or None on an object store."""
         return None
+
+    def unfinished_writes(self) -> list[str]:
+        """Temporary files that writers killed mid-write left (relative paths, sorted); listings
+        leave them out. None on an object store, where an upload appears whole or not at all."""
+        return []
 
     # ---- conveniences --------------------------------------------------------------------
     def exists(self, rel: str) -> bool:
@@ -146,19 +151,25 @@ class LocalStorage(Storage):
     def list_dir(self, rel: str = "") -> list[str]:
         path = self.local_path(rel)
         try:
-            return sorted(p.name for p in path.iterdir() if not p.name.endswith(".tmp"))
+            return sorted(p.name for p in path.iterdir() if not is_unfinished_write(p.name))
         except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as e:
             raise StorageError(str(path), "list", e) from e
 
     def walk(self, rel: str = "") -> list[str]:
+        return [f for f in self._walk(rel) if not is_unfinished_write(f.rsplit("/", 1)[-1])]
+
+    def unfinished_writes(self) -> list[str]:
+        return [f for f in self._walk("") if is_unfinished_write(f.rsplit("/", 1)[-1])]
+
+    def _walk(self, rel: str) -> list[str]:
         base = self.local_path(rel)
         out = []
         try:
             for folder, _, files in os.walk(base):
                 prefix = Path(folder).relative_to(base).as_posix()
-                out += [f if prefix == "." else f"{prefix}/{f}" for f in files if not f.endswith(".tmp")]
+                out += [f if prefix == "." else f"{prefix}/{f}" for f in files]
         except OSError as e:
             raise StorageError(str(base), "list", e) from e
         return sorted(out)

@@ -64,6 +64,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def check_unclaimed(storage: Storage, take_over: bool = False) -> LeaseInfo | None:
+    """The experiment's lease, unless a live driver holds it (ExperimentError, unless `take_over`).
+    A resume checks this before it changes anything in the folder, and again when it claims it."""
+    current = read_lease(storage)
+    if current is not None and current.alive() and not take_over:
+        raise ExperimentError(f"{storage.describe(layout.LEASE)}: the experiment is being run by another driver "
+                              f"({current.who()}, last heartbeat {current.age_s:.0f} s ago); wait for it to "
+                              "finish, or if it is dead, continue with --resume --take-over")
+    return current
+
+
 def read_lease(storage: Storage) -> LeaseInfo | None:
     """The lease on the folder, or None (none, or unreadable: a damaged lease holds nothing)."""
     try:
@@ -98,11 +109,7 @@ class Lease:
     def acquire(self, take_over: bool = False) -> LeaseInfo | None:
         """Claim the experiment; return the previous holder's lease when it was taken over."""
         where = self.storage.describe(layout.LEASE)
-        current = read_lease(self.storage)
-        if current is not None and current.alive() and not take_over:
-            raise ExperimentError(f"{where}: the experiment is being run by another driver ({current.who()}, last "
-                                  f"heartbeat {current.age_s:.0f} s ago); wait for it to finish, or if it is dead, "
-                                  "continue with --resume --take-over")
+        current = check_unclaimed(self.storage, take_over)
         self._write()
         time.sleep(SETTLE_S)
         now = read_lease(self.storage)

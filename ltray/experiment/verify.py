@@ -139,8 +139,17 @@ def _relative(storage: Storage, where: str) -> str:
     return where[len(prefix):] if where.startswith(prefix) else where
 
 
-def format_damage(where: str, damage: list[Damage]) -> str:
-    if not damage:
-        return f"experiment {where}: every file checked is whole"
-    lines = [f"experiment {where}: {len(damage)} damaged file(s)"]
-    return "\n".join(lines + [f"  {d.describe()}" for d in damage])
+def unfinished_writes(storage: Storage) -> list[str]:
+    """Temporary files that writers killed mid-write left: harmless (never read), removed by a
+    resume. None while a driver runs the experiment, whose writes in progress look the same."""
+    lease = read_lease(storage)
+    return [] if lease is not None and lease.alive() else storage.unfinished_writes()
+
+
+def format_damage(where: str, damage: list[Damage], leftovers: list[str] = ()) -> str:
+    lines = [f"experiment {where}: " + (f"{len(damage)} damaged file(s)" if damage else "every file checked is whole")]
+    lines += [f"  {d.describe()}" for d in damage]
+    if leftovers:
+        lines.append(f"  {len(leftovers)} unfinished write(s) that stopped writers left, never read (--resume "
+                     f"removes them): {', '.join(leftovers)}")
+    return "\n".join(lines)

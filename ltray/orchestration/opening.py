@@ -8,6 +8,7 @@ import yaml
 
 from ltray.experiment import layout
 from ltray.experiment.folder import check_resumable, create_experiment, folder_format, record_resume
+from ltray.experiment.lease import check_unclaimed
 from ltray.storage import Storage
 from ltray.orchestration.plan import Plan
 
@@ -17,9 +18,11 @@ def sweep_yaml(plan: Plan) -> str:
     return yaml.safe_dump(plan.sweep.model_dump(mode="json"), sort_keys=False)
 
 
-def open_experiment(plan: Plan, storage: Storage, resume: bool, strict_plugins: bool = False) -> list[str]:
+def open_experiment(plan: Plan, storage: Storage, resume: bool, strict_plugins: bool = False,
+                    take_over: bool = False) -> list[str]:
     """Create or reopen the folder; return notes for the user (migration, changes, repairs, plugins
-    whose code changed; with `strict_plugins` a changed plugin is an error, before anything is written)."""
+    whose code changed; with `strict_plugins` a changed plugin is an error, before anything is written).
+    A resume changes nothing while another driver runs the experiment (unless `take_over`)."""
     from ltray.orchestration.plugin_provenance import PLUGINS_KEY, plugin_records
 
     records = plugin_records(plan.sweep)
@@ -28,6 +31,8 @@ def open_experiment(plan: Plan, storage: Storage, resume: bool, strict_plugins: 
         create_experiment(storage, plan.sweep.name, sweep_yaml(plan), plan.to_file(), extra)
         return []
     notes = []
+    if storage.exists(layout.LEASE):
+        check_unclaimed(storage, take_over)
     if storage.exists("") and _is_older_format(storage):
         from ltray.orchestration.migrate import migrate
 
@@ -36,9 +41,10 @@ def open_experiment(plan: Plan, storage: Storage, resume: bool, strict_plugins: 
     notes += _plugin_changes(storage, plan, records, strict_plugins)
     notes += record_resume(storage, plan.to_file(), sweep_yaml(plan), changed_settings(storage, plan), extra)
     from ltray.experiment.verify import verify_experiment
-    from ltray.orchestration.repair import repair
+    from ltray.orchestration.repair import remove_unfinished_writes, repair
 
     notes += repair(storage, plan, verify_experiment(storage))
+    notes += remove_unfinished_writes(storage)
     return notes
 
 

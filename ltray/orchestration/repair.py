@@ -33,6 +33,17 @@ def repair(storage: Storage, plan: Plan, damage: list[Damage]) -> list[str]:
     return notes
 
 
+def remove_unfinished_writes(storage: Storage) -> list[str]:
+    """Remove the temporary files of writers killed mid-write: nothing reads them, and no writer of
+    the experiment is alive while a resume opens it."""
+    leftovers = storage.unfinished_writes()
+    for rel in leftovers:
+        storage.delete(rel)
+    if not leftovers:
+        return []
+    return [f"removed {len(leftovers)} unfinished write(s) that stopped writers left: {', '.join(leftovers)}"]
+
+
 def _rewind(storage: Storage, cfg, record: TrialRecord, start: int) -> int:
     """Make the trajectory continue at round `start`; return the round it really continues at."""
     from ltray.training import TrajectoryState

@@ -144,7 +144,7 @@ def _run(args, stop: StopSignals, context: _Context) -> int:
     from ltray.sweep.run import run_sweep
 
     storage = context.storage = open_storage(location.experiment)
-    notes = open_experiment(plan, storage, args.resume, strict_plugins=args.strict_plugins)
+    notes = open_experiment(plan, storage, args.resume, strict_plugins=args.strict_plugins, take_over=args.take_over)
     # the reporter also keeps ltray's gauges and the lease's ETA and running trials fresh; with -v
     # Tune's tables are the console and the reporter's lines go nowhere
     reporter = Reporter(plan, storage, location, interval_s=args.progress_interval, quiet=args.quiet,
