@@ -158,18 +158,19 @@ class LocalStorage(Storage):
             raise StorageError(str(path), "list", e) from e
 
     def walk(self, rel: str = "") -> list[str]:
-        return [f for f in self._walk(rel) if not is_unfinished_write(f.rsplit("/", 1)[-1])]
+        return self._walk(rel, unfinished=False)
 
     def unfinished_writes(self) -> list[str]:
-        return [f for f in self._walk("") if is_unfinished_write(f.rsplit("/", 1)[-1])]
+        return self._walk("", unfinished=True)
 
-    def _walk(self, rel: str) -> list[str]:
+    def _walk(self, rel: str, unfinished: bool) -> list[str]:
+        """The files below `rel`: the unfinished writes, or every other file."""
         base = self.local_path(rel)
         out = []
         try:
             for folder, _, files in os.walk(base):
                 prefix = Path(folder).relative_to(base).as_posix()
-                out += [f if prefix == "." else f"{prefix}/{f}" for f in files]
+                out += [f if prefix == "." else f"{prefix}/{f}" for f in files if is_unfinished_write(f) == unfinished]
         except OSError as e:
             raise StorageError(str(base), "list", e) from e
         return sorted(out)

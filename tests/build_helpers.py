@@ -9,6 +9,8 @@ qualifies (pinned in requirements/lock.txt: tensorboard and, on Python 3.12+, to
 from __future__ import annotations
 
 import importlib.metadata as md
+import subprocess
+import sys
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -33,9 +35,6 @@ BUILD_ARGS = ["--no-build-isolation"] if all(_installed(r) for r in BUILD_REQUIR
 
 def build_wheel(folder: Path) -> Path:
     """This checkout's wheel, built into `folder` (what `pip install .` installs)."""
-    import subprocess
-    import sys
-
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *BUILD_ARGS,
                             "--wheel-dir", str(folder), str(ROOT)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-3000:]

@@ -44,7 +44,7 @@ os.environ.pop("LTRAY_STORAGE", None)  # tests say where their experiments go
 @pytest.fixture(scope="module")
 def module_ray():
     """One private local Ray in this process for a module's in-process sweeps (starting one costs
-    about 8 CPU-seconds of Ray's own processes), with 2 CPUs and a GPU resource that has no CUDA
+    about 7 CPU-seconds of Ray's own processes), with 2 CPUs and a GPU resource that has no CUDA
     behind it (sweeps that ask for no GPU never see it)."""
     from tests.sweep_helpers import local_ray
 

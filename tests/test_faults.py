@@ -122,7 +122,7 @@ def test_full_disk_stops_with_one_line_and_a_readable_folder(module_ray, tmp_pat
 
     sweep_file = tmp_path / "tiny.yaml"
     sweep_file.write_text(yaml.safe_dump({**TINY_SWEEP, **ONE_AT_A_TIME, "storage": str(tmp_path / "exp"),
-                                                  "consensus": []}))
+                                          "consensus": []}))
     exp = tmp_path / "exp" / "tiny"
     calls = {"rounds": 0}
 

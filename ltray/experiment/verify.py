@@ -10,6 +10,7 @@ again; consensus masks, tables and the journal's lost records are rebuilt from t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ltray.errors import ExperimentError, MaskFileError
@@ -146,7 +147,7 @@ def unfinished_writes(storage: Storage) -> list[str]:
     return [] if lease is not None and lease.alive() else storage.unfinished_writes()
 
 
-def format_damage(where: str, damage: list[Damage], leftovers: list[str] = ()) -> str:
+def format_damage(where: str, damage: list[Damage], leftovers: Sequence[str] = ()) -> str:
     lines = [f"experiment {where}: " + (f"{len(damage)} damaged file(s)" if damage else "every file checked is whole")]
     lines += [f"  {d.describe()}" for d in damage]
     if leftovers:

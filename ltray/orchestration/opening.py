@@ -31,8 +31,7 @@ def open_experiment(plan: Plan, storage: Storage, resume: bool, strict_plugins: 
         create_experiment(storage, plan.sweep.name, sweep_yaml(plan), plan.to_file(), extra)
         return []
     notes = []
-    if storage.exists(layout.LEASE):
-        check_unclaimed(storage, take_over)
+    check_unclaimed(storage, take_over)
     if storage.exists("") and _is_older_format(storage):
         from ltray.orchestration.migrate import migrate
 
