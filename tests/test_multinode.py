@@ -123,30 +123,6 @@ def training_spans(exp: Path, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(spans, orient="index")
 
 
-def test_trials_spread_over_workers_in_gpu_shares(cluster, tmp_path):
-    import ray
-
-    from ltray.sweep.actor import actor_resources
-
-    workers = two_workers(cluster)
-    assert actor_resources() == {"ltray_head": pytest.approx(0.001)}  # the actor is pinned to the head
-    exp = run(tmp_path, "spread")
-    table = check_complete(exp, SWEEP["rounds"])
-    seen = reports(exp)
-    assert set(seen["node_id"]) == set(workers)  # both workers ran trials, the head none
-    assert all(a == SHARE for a in seen["assigned"])  # each trial held exactly its fraction of a GPU
-    assert (seen.groupby("trial_id")["node_id"].nunique() == 1).all()  # nothing failed, nothing moved
-    # never more trials training at once on a node than its CPUs allow (spans from the mask files'
-    # mtimes lie within each trial's reservation, so this cannot fail on a correct schedule)
-    spans = training_spans(exp, table)
-    spans["node"] = spans.index.map(seen.groupby("trial_id")["node_id"].first())
-    for _, group in spans.groupby("node"):
-        for t in group["start"]:
-            assert ((group["start"] <= t) & (group["end"] > t)).sum() <= WORKER["num_cpus"] / SHARE["CPU"]
-    heads = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("ltray_head")]
-    assert len(heads) == 1 and heads[0]["NodeID"] not in set(seen["node_id"])
-
-
 def test_consensus_actor_holds_the_heads_resource(cluster, tmp_path):
     import ray
 
@@ -268,9 +244,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_removed_worker_loses_no_finished_round(cluster, tmp_path):
+def test_trials_spread_in_gpu_shares_and_a_removed_worker_loses_no_finished_round(cluster, tmp_path):
+    """One sweep shows both: trials spread over the two workers (never the head) in fractional GPU
+    shares, then a worker is killed mid-sweep and its trials resume on the other from their last
+    finished round. (One sweep, not two: each costs four trial workers' imports.)"""
+    import ray
+
+    from ltray.sweep.actor import actor_resources
+
     rounds = 5
     workers = two_workers(cluster)
+    assert actor_resources() == {"ltray_head": pytest.approx(0.001)}  # the actor is pinned to the head
     overrides = {"rounds": rounds, "train": {"epochs": 2}, "data": {**SWEEP["data"], "max_train_samples": 600}}
     exp = tmp_path / "removal"
     killer = NodeKiller(cluster, exp, after_round=0)
@@ -281,10 +265,25 @@ def test_removed_worker_loses_no_finished_round(cluster, tmp_path):
     assert killer.removed in workers
     survivor = next(w for w in workers if w != killer.removed)
 
-    check_complete(exp, rounds)  # nothing lost
+    table = check_complete(exp, rounds)  # nothing lost
     seen = reports(exp)
-    # the node's trials, as the killer saw them (a round's report in flight when the node died may
-    # never reach Tune's result.json)
+    assert set(seen["node_id"]) == set(workers)  # both workers ran trials, the head none
+    heads = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("ltray_head")]
+    assert len(heads) == 1 and heads[0]["NodeID"] not in set(seen["node_id"])
+    assert all(a == SHARE for a in seen["assigned"])  # each trial held exactly its fraction of a GPU
+    stayed = seen[~seen["trial_id"].isin(killer.trials_on_removed)]
+    assert not stayed.empty and (stayed.groupby("trial_id")["node_id"].nunique() == 1).all()  # none moved
+    # never more trials training at once on a node than its CPUs allow (spans from the mask files'
+    # mtimes lie within each trial's reservation, so this cannot fail on a correct schedule); the
+    # trials that never moved, whose span is on one node
+    spans = training_spans(exp, table[table["trial_id"].isin(stayed["trial_id"])])
+    spans["node"] = spans.index.map(stayed.groupby("trial_id")["node_id"].first())
+    for _, group in spans.groupby("node"):
+        for t in group["start"]:
+            assert ((group["start"] <= t) & (group["end"] > t)).sum() <= WORKER["num_cpus"] / SHARE["CPU"]
+
+    # the removed node's trials, as the killer saw them (a round's report in flight when the node
+    # died may never reach Tune's result.json)
     cut = {t for t in killer.trials_on_removed if killer.finished.get(t)}
     assert cut, "no trial was cut short after a finished round"
     for trial in cut:
