@@ -106,7 +106,7 @@ def test_concurrent_drivers_signals_and_resume(tmp_path):
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
-    assert code == 143 and "continue with --resume" in _one_line(err), err
+    assert code == 143 and "continue with --resume" in _one_line(err), (code, err, out[-3000:])
     assert f"ltray sweep 'tiny': experiment folder {exp}" in out  # ltray's own progress, not Tune's
     assert json.loads((exp / "driver.json").read_text())["state"] == "interrupted"
     assert experiment_progress(LocalStorage(exp)).state == "interrupted"
