@@ -267,7 +267,9 @@ def test_trials_spread_in_gpu_shares_and_a_removed_worker_loses_no_finished_roun
 
     table = check_complete(exp, rounds)  # nothing lost
     seen = reports(exp)
-    assert set(seen["node_id"]) == set(workers)  # both workers ran trials, the head none
+    # both workers ran trials (the removed one's, as the killer saw them: their reports may not have
+    # reached Tune's result.json before it died), the head none
+    assert killer.trials_on_removed and survivor in set(seen["node_id"]) and set(seen["node_id"]) <= set(workers)
     heads = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("ltray_head")]
     assert len(heads) == 1 and heads[0]["NodeID"] not in set(seen["node_id"])
     assert all(a == SHARE for a in seen["assigned"])  # each trial held exactly its fraction of a GPU
@@ -282,8 +284,7 @@ def test_trials_spread_in_gpu_shares_and_a_removed_worker_loses_no_finished_roun
         for t in group["start"]:
             assert ((group["start"] <= t) & (group["end"] > t)).sum() <= WORKER["num_cpus"] / SHARE["CPU"]
 
-    # the removed node's trials, as the killer saw them (a round's report in flight when the node
-    # died may never reach Tune's result.json)
+    # the removed node's trials that had finished a round
     cut = {t for t in killer.trials_on_removed if killer.finished.get(t)}
     assert cut, "no trial was cut short after a finished round"
     for trial in cut:
