@@ -6,9 +6,9 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -130,16 +130,25 @@ def test_printed_table(experiment, capsys):
     assert "failed trials: 2" in out and "  C: CUDA out of memory in C" in out
 
 
-def test_watch_refreshes_until_the_sweep_stops(experiment, capsys):
-    storage = LocalStorage(experiment)
-    lease = Lease(storage)
+def test_watch_refreshes_until_the_sweep_stops(experiment, capsys, monkeypatch):
+    """Redrawn after each interval while the driver runs; the driver ends during the second wait
+    (the waits are counted, not waited: no timing involved)."""
+    import ltray.status
+
+    lease = Lease(LocalStorage(experiment))
     lease.acquire()
-    threading.Timer(2.5, lambda: lease.release("finished")).start()
-    start = time.monotonic()
+    waits = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            lease.release("finished")
+
+    monkeypatch.setattr(ltray.status, "time", SimpleNamespace(sleep=wait))
     assert main([str(experiment), "--watch", "1"]) == 0
     out = capsys.readouterr().out
-    assert time.monotonic() - start >= 2.0
-    assert out.count("running (driver") >= 2 and out.rstrip().count("\n") > 10
+    assert waits == [1.0, 1.0]
+    assert out.count("running (driver") == 2 and out.rstrip().count("\n") > 10
     assert f"experiment {experiment}: finished" in out
 
 
