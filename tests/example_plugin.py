@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tests.sweep_helpers import ONE_AT_A_TIME
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin"
 ARCH, DATA, TECH = "ltray_example.resnet:resnet20", "ltray_example.shapes:shapes", "ltray_example.layer_snip:layer_snip"
@@ -20,7 +22,7 @@ SWEEP = {
     "train": {"epochs": 1, "lr": 0.05, "momentum": 0.9},
     "data": {"crop": False, "flip": False, "max_train_samples": 64},
     "resources": {"default": {"cpu": 1}},
-    "max_concurrent": 1,  # one trial worker: see tests/sweep_helpers.ONE_AT_A_TIME
+    **ONE_AT_A_TIME,
     "max_failures": 0,
     "consensus": [{"name": "pair", "sources": ["plain", "rot90"], "technique": TECH, "source_rounds": [1],
                    "thresholds": ["all"], "targets": ["plain"], "baselines": {"random": False, "bespoke": False}}],

@@ -22,6 +22,7 @@ from ltray.experiment.verify import verify_experiment
 from ltray.orchestration.load import load_sweep
 from ltray.orchestration.plan import build_plan
 from ltray.training import TrajectoryState
+from tests.sweep_helpers import ONE_AT_A_TIME
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "format1"
 NAME = "tiny-v1-interrupted"
@@ -35,8 +36,8 @@ def old(tmp_path) -> tuple[Path, Path]:
     shutil.copytree(FIXTURE / NAME, tmp_path / NAME)
     doc = yaml.safe_load((FIXTURE / f"{NAME}.yaml").read_text())
     sweep = tmp_path / "sweep.yaml"
-    # one trial at a time (tests/sweep_helpers.ONE_AT_A_TIME): a runtime setting, free to change on --resume
-    sweep.write_text(yaml.safe_dump({**doc, "storage": str(tmp_path), "max_concurrent": 1}))
+    # one trial at a time: a runtime setting, free to change on --resume
+    sweep.write_text(yaml.safe_dump({**doc, "storage": str(tmp_path), **ONE_AT_A_TIME}))
     return tmp_path / NAME, sweep
 
 
