@@ -18,7 +18,7 @@ RUN_TMPDIR = "LTRAY_TEST_TMPDIR"
 # pytest-xdist (`make test-fast`, `make test`, both with --no-loadscope-reorder) each file is one
 # unit handed out in this order, so no long one starts last. Only an order: a file not listed runs
 # after these. The Ray tests (marked `ray`) and the Ray-free ones run in separate pytest runs.
-RAY_FILES_SLOWEST_FIRST = ["test_signals.py", "test_metrics.py", "test_s3.py", "test_autoscaling.py",
+RAY_FILES_SLOWEST_FIRST = ["test_signals.py", "test_metrics.py", "test_autoscaling.py",
                            "test_sweep_e2e.py", "test_ray_jobs.py", "test_faults.py", "test_exit_paths.py",
                            "test_trackers.py", "test_multinode.py", "test_plugin_sweeps.py", "test_migration.py",
                            "test_local_ray.py"]

@@ -1,7 +1,7 @@
 """Faults during a sweep cost at most the round in progress: a killed trial worker and a killed
 consensus actor end with every round, consensus mask and follow-up exactly once, checked from the
 files on disk; a full disk stops the sweep with one line. (A driver killed with SIGKILL, then
---resume: test_signals.py on a local folder, test_s3.py in a bucket.)"""
+--resume: test_signals.py, in a bucket.)"""
 
 from __future__ import annotations
 

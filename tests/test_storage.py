@@ -1,6 +1,8 @@
 """One storage interface on a local folder and on a real S3-compatible server (moto): reads,
 atomic writes, listings, deletes and errors behave the same; locations resolve as documented;
-the journal works on both (records, compaction, damage skipped once, crash duplicates dropped)."""
+the journal works on both (records, compaction, damage skipped once, crash duplicates dropped);
+a sweep whose bucket cannot be used stops with one line before anything is written. (A whole
+sweep on a bucket, its drivers stopped and resumed: test_signals.py.)"""
 
 from __future__ import annotations
 
@@ -120,3 +122,23 @@ def test_journal_skips_a_damaged_record_once(storage):
     again.compact()
     final = Journal(storage, "j").replay()
     assert [r["i"] for r in final.records] == [0, 2] and final.problems == []  # reported once, then gone
+
+
+@pytest.mark.parametrize("storage_uri, names", [
+    ("s3://no-such-bucket/experiments", "s3://no-such-bucket/experiments/tiny"),
+    ("s3:///experiments", "s3:///experiments"),
+])
+def test_a_bucket_that_cannot_be_used_is_one_line_and_exit_2(endpoint, tmp_path, capsys, storage_uri, names):
+    import yaml
+
+    from ltray.sweep.__main__ import main
+    from tests.sweep_helpers import TINY_SWEEP
+
+    sweep_file = tmp_path / "tiny.yaml"
+    sweep_file.write_text(yaml.safe_dump(TINY_SWEEP))
+    capsys.readouterr()
+    assert main([str(sweep_file), "--storage", storage_uri]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and names in lines[0], err
+    assert "Traceback" not in out + err

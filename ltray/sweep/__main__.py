@@ -158,7 +158,6 @@ def _run(args, stop: StopSignals, context: _Context) -> int:
     result = run_sweep(plan, storage, resume=args.resume, take_over=args.take_over, address=args.address,
                        num_cpus=args.num_cpus, num_gpus=args.num_gpus, dashboard=args.dashboard,
                        verbose=1 if args.verbose else 0, reporter=reporter, stop=stop)
-    pause_point("finish")
     return finish(storage, result)
 
 
