@@ -24,7 +24,7 @@ COMMANDS = {
 
 def version_line() -> str:
     from ltray import __version__
-    from ltray.experiment.folder import git_revision
+    from ltray.experiment.provenance import git_revision
 
     return f"ltray {__version__} (git {git_revision() or 'revision unknown'})"
 

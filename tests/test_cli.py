@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ltray import __version__
-from ltray.experiment.folder import git_revision
+from ltray.experiment.provenance import git_revision
 from tests.analysis_fixtures import build_demo_like
 from tests.build_helpers import build_wheel
 

@@ -68,6 +68,7 @@ class StoppedDriver(NamedTuple):
     procs: set[tuple[int, str]]  # its descendants (pid, start time) at the pause
     names: str  # their command lines, read at the pause
     ray_parent: str  # the parent of its Ray temp dir
+    maps: str  # the driver's memory map at the pause: the libraries it had loaded
 
 
 def stopped_at(tmp_path: Path, pause_at: str, sig: int = signal.SIGTERM, timeout_s: float = 120) -> StoppedDriver:
@@ -77,12 +78,13 @@ def stopped_at(tmp_path: Path, pause_at: str, sig: int = signal.SIGTERM, timeout
         wait_for_line(driver, f"paused at {pause_at}")
         procs = descendants(driver.pid)
         names = cmdlines(procs)
+        maps = Path(f"/proc/{driver.pid}/maps").read_text()
         driver.send_signal(sig)
         _, err = driver.communicate(timeout=timeout_s)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-    return StoppedDriver(driver.returncode, err, procs, names, ray_parent)
+    return StoppedDriver(driver.returncode, err, procs, names, ray_parent, maps)
 
 
 # ---- the signal context, in this process ------------------------------------------------------
@@ -106,7 +108,7 @@ def test_stop_signals_record_the_signal_and_restore_the_handlers():
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_before_ray_starts_is_one_line(tmp_path, sig, status):
-    code, err, _, _, ray_parent = stopped_at(tmp_path, "plan", sig, timeout_s=60)
+    code, err, _, _, ray_parent, _ = stopped_at(tmp_path, "plan", sig, timeout_s=60)
     assert code == status, err
     assert "interrupted" in one_line(err) and "continue with --resume" in err
     assert not os.listdir(ray_parent)  # Ray had not started
@@ -118,8 +120,11 @@ def test_sigterm_while_ray_starts_is_one_line_and_143(tmp_path):
     """ray.init replaces SIGTERM's handler with its own sys.exit(15) until ltray's is back: a SIGTERM
     then (the driver waits right after ray.init, Ray's handler still in place) stops the run like
     any other, and what had started of the local Ray goes."""
-    code, err, procs, names, ray_parent = stopped_at(tmp_path, "ray_started")
+    code, err, procs, names, ray_parent, maps = stopped_at(tmp_path, "ray_started")
     assert "raylet" in names  # Ray had started when the signal came
+    # by then the driver has opened the folder (provenance.json) and started Ray without torch:
+    # a driver never trains (seconds of its start, and memory on a cluster's head node)
+    assert "libtorch" not in maps and "_raylet" in maps
     assert code == 143, err[-3000:]
     assert "interrupted" in one_line(err) and "continue with --resume" in err
     assert not wait_until_gone(procs, timeout_s=30), cmdlines(alive(procs))

@@ -9,19 +9,13 @@ plan.json, with a note in provenance.json.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-import os
-import platform
-import socket
-import subprocess
-import time
-from pathlib import Path
 
 import ltray
 from ltray.errors import ExperimentError
 from ltray.experiment import layout
 from ltray.experiment.plan_file import PlanFile, read_plan_file, write_plan_file
+from ltray.experiment.provenance import provenance
 from ltray.storage import Storage, StorageError
 
 CREATED_FILES = (layout.SWEEP, layout.PLAN, layout.PROVENANCE, layout.MARKER)
@@ -159,43 +153,3 @@ def record_devices(storage: Storage, devices: dict[str, int]) -> None:
         doc = {}
     doc["trial_devices"] = dict(sorted(devices.items()))
     write_json(storage, layout.PROVENANCE, doc)
-
-
-def provenance() -> dict:
-    """Versions, code revision and hardware of this process (the driver)."""
-    import torch
-
-    try:  # the installed distribution's version: recording it needs no Ray import
-        ray_version = importlib.metadata.version("ray")
-    except importlib.metadata.PackageNotFoundError:
-        ray_version = None
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {
-        "ltray_version": ltray.__version__,
-        "folder_format": layout.FORMAT_VERSION,
-        "git_revision": git_revision(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
-        "ray": ray_version,
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "gpus": gpus,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-def git_revision() -> str | None:
-    """The checkout's commit (+dirty), or None outside a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

@@ -55,9 +55,9 @@ def check_local_resources(sweep, source: str, address: str | None, num_cpus: int
     if num_gpus is not None:
         gpus = num_gpus
     else:
-        import torch
+        from ltray.sweep.ray_compat import local_gpu_count
 
-        gpus = torch.cuda.device_count()
+        gpus = local_gpu_count()
     for arch in sweep.grid.archs:
         key = arch if arch in sweep.resources else "default"
         r = sweep.resources_for(arch)

@@ -94,6 +94,17 @@ def restore_cluster_mode() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "1") != "0"
 
 
+def local_gpu_count() -> int:
+    """The GPUs a private local Ray started here would register: Ray's own detection (NVML),
+    capped by CUDA_VISIBLE_DEVICES, as `ray.init` resolves it (no torch import in the driver)."""
+    from ray._private.accelerators import get_accelerator_manager_for_resource
+
+    manager = get_accelerator_manager_for_resource("GPU")
+    count = manager.get_current_node_num_accelerators()
+    visible = manager.get_current_process_visible_accelerator_ids()
+    return count if visible is None else min(count, len(visible))
+
+
 def cluster_on_this_machine() -> str | None:
     """The address of a live cluster that `ray start` launched on this machine, if any."""
     try:

@@ -4,6 +4,9 @@ Each finished round is recorded in the trial's own files (the source of truth, o
 experiment's storage) and reported to Tune as scalars; nothing Tune checkpoints is needed to
 resume: a restarted trial continues from its own resume state. A failure is recorded in the
 trial's error.json from the exception itself, in one line, before Tune sees it.
+
+The driver imports this module to hand Tune the trainable; what trains (torch) is imported in the
+trial's worker, when the trial starts.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from ray import tune
 
 from ltray.errors import one_line
 from ltray.experiment.records import TrialRecord
-from ltray.orchestration.trial_work import run_trial_work
 from ltray.plugins import PluginError
 from ltray.storage import open_storage
 from ltray.sweep import metrics
 from ltray.sweep.tune_io import read_trial_config, reported_metrics
-from ltray.training.device import claim_device
 
 
 def run_trial(config: dict) -> None:
+    from ltray.orchestration.trial_work import run_trial_work
+    from ltray.training.device import claim_device
+
     trial = read_trial_config(config)
     spec, settings = trial.spec, trial.settings
     record = TrialRecord(open_storage(settings.experiment_uri), spec.trial_id)
