@@ -209,11 +209,13 @@ def test_drivers_stopped_three_ways_and_resumed_on_a_bucket_lose_nothing(bucket,
             if line.strip() == "paused at summary":
                 break
         assert last.poll() is None, "".join(shown)[-3000:] + last.stderr.read()[-3000:]
+        maps = Path(f"/proc/{last.pid}/maps").read_text()  # what the driver loaded in a whole run
         code, _, err = _stopped(last, signal.SIGTERM, last_tmp)
     finally:
         if last.poll() is None:
             os.killpg(last.pid, signal.SIGKILL)
     assert "pret_a_porter" in "".join(shown)  # the summary was printed
+    assert "_raylet" in maps and "libtorch" not in maps  # a driver never trains: torch is the trials
     assert code == 143 and "continue with --resume" in _one_line(err), (code, err)
     assert json.loads(exp.read_text(layout.LEASE))["state"] == "finished"  # the sweep had finished
 
