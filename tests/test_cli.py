@@ -63,21 +63,26 @@ def demo_like(tmp_path_factory):
     return exp
 
 
-# (ltray arguments, the python -m twin's arguments, expected exit status); "{exp}" is an experiment folder
+# (ltray arguments, the python -m twin's arguments, expected exit status); "{exp}" is an experiment
+# folder. One run of each subcommand, both installed commands as a user starts them: the console
+# script's dispatch and each module's `python -m` entry.
 TWINS = {
-    "sweep dry run": (["sweep", "sweeps/demo.yaml", "--dry-run"], ["-m", "ltray.sweep", "sweeps/demo.yaml", "--dry-run"], 0),
-    "sweep bad file": (["sweep", "no-such.yaml"], ["-m", "ltray.sweep", "no-such.yaml"], 2),
-    "sweep bad flag": (["sweep", "--frobnicate"], ["-m", "ltray.sweep", "--frobnicate"], 2),
+    "sweep": (["sweep", "sweeps/demo.yaml", "--dry-run"], ["-m", "ltray.sweep", "sweeps/demo.yaml", "--dry-run"], 0),
     "status": (["status", "{exp}"], ["-m", "ltray.status", "{exp}"], 0),
-    "status no folder": (["status", "no-such"], ["-m", "ltray.status", "no-such"], 2),
-    "check": (["check", "cluster.yaml", "cluster-gcp.yaml"], ["-m", "ltray.cluster", "check", "cluster.yaml",
-                                                               "cluster-gcp.yaml"], 0),
-    "check no file": (["check", "no-such.yaml"], ["-m", "ltray.cluster", "check", "no-such.yaml"], 2),
-    "check kuberay": (["check", "deploy/kubernetes/rayjob.yaml"],
-                      ["-m", "ltray.cluster", "check", "deploy/kubernetes/rayjob.yaml"], 0),
+    "check": (["check", "cluster.yaml", "cluster-gcp.yaml", "deploy/kubernetes/rayjob.yaml"],
+              ["-m", "ltray.cluster", "check", "cluster.yaml", "cluster-gcp.yaml", "deploy/kubernetes/rayjob.yaml"], 0),
     "slurm": (["slurm", "sweeps/demo.yaml", "--time", "1:00:00", "--python", "python3"],
               ["-m", "ltray.cluster.slurm", "sweeps/demo.yaml", "--time", "1:00:00", "--python", "python3"], 0),
-    "analysis help": (["analysis", "--help"], ["-m", "ltray_analysis", "--help"], 0),
+    "analysis": (["analysis", "--help"], ["-m", "ltray_analysis", "--help"], 0),
+}
+# a user's mistakes, through the same two doors in this process: (ltray arguments, the twin module
+# whose main(argv) `python -m` runs, its arguments, expected exit status, what the answer names)
+MISTAKES = {
+    "sweep bad file": (["sweep", "no-such.yaml"], "ltray.sweep.__main__", ["no-such.yaml"], 2, "no-such.yaml"),
+    "sweep bad flag": (["sweep", "--frobnicate"], "ltray.sweep.__main__", ["--frobnicate"], 2, "required: sweep"),
+    "status no folder": (["status", "no-such"], "ltray.status", ["no-such"], 2, "no-such"),
+    "check no file": (["check", "no-such.yaml"], "ltray.cluster.__main__", ["check", "no-such.yaml"], 2,
+                      "no-such.yaml: cannot read"),
 }
 
 
@@ -88,6 +93,31 @@ def test_subcommand_behaves_as_its_twin(case, demo_like):
     got, want = run(fill(mine)), run(fill(theirs))
     assert got == want
     assert got[0] == status, got
+
+
+def _called(main, argv, capsys) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of main(argv) in this process, as `sys.exit(main())` ends."""
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's usage errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("case", list(MISTAKES))
+def test_a_mistake_is_answered_as_its_twin_answers_it(case, capsys, monkeypatch):
+    import importlib
+
+    from ltray.cli import main as ltray_main
+
+    mine, module, theirs, status, named = MISTAKES[case]
+    monkeypatch.chdir(ROOT)
+    got = _called(ltray_main, mine, capsys)
+    want = _called(importlib.import_module(module).main, theirs, capsys)
+    assert got == want
+    assert got[0] == status and named in got[1] + got[2], got
 
 
 def test_analysis_from_a_non_editable_install(tmp_path, demo_like):
