@@ -105,6 +105,12 @@ def local_gpu_count() -> int:
     return count if visible is None else min(count, len(visible))
 
 
+def local_start_timed_out(error: BaseException) -> bool:
+    """Whether `ray.init` failed because the new local node did not register within the fixed
+    time Ray allows it (Ray raises a bare Exception with this text, ray/_private/node.py)."""
+    return type(error) is Exception and "timed out during startup" in str(error)
+
+
 def cluster_on_this_machine() -> str | None:
     """The address of a live cluster that `ray start` launched on this machine, if any."""
     try:

@@ -31,7 +31,7 @@ from ltray.sweep.actor import NAMESPACE, start_actor
 from ltray.sweep.callback import ResultsCallback
 from ltray.orchestration.plan import Plan
 from ltray.sweep.ray_compat import (cluster_on_this_machine, driver_signal_handlers, local_ray_env,
-                                    restore_cluster_mode, tune_settings)
+                                    local_start_timed_out, restore_cluster_mode, tune_settings)
 from ltray.sweep.searcher import SweepSearcher
 from ltray.sweep.signals import StopSignals, Stopped, pause_point
 from ltray.orchestration.summary import write_summary
@@ -206,6 +206,11 @@ def runtime_env(sweep) -> dict | None:
     return {"py_modules": import_from(sweep.py_modules)} if sweep.py_modules else None
 
 
+# Ray waits a fixed 30 s for a new local node to register; on a machine busy with other work that
+# can pass while nothing is wrong, and a second start from scratch then usually succeeds
+LOCAL_RAY_ATTEMPTS = 2
+
+
 def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool, env: dict | None = None) -> RaySession:
     """Join a cluster, else start a private local Ray (or use the Ray this process already has).
 
@@ -225,16 +230,21 @@ def _connect(address: str | None, num_cpus, num_gpus, dashboard: bool, env: dict
         return session
     session = RaySession()
     session.settings.enter_context(local_ray_env())
-    session.temp_dir = tempfile.mkdtemp(prefix="ltray-ray-", dir=os.environ.get("LTRAY_RAY_TMPDIR", "/tmp"))
-    session.watchdog = Watchdog(session.temp_dir)  # before Ray starts: a driver killed during ray.init leaves nothing
     with _starting(session):
-        try:
-            ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
-                     dashboard_host="127.0.0.1", namespace=NAMESPACE, _temp_dir=session.temp_dir, runtime_env=env,
-                     configure_logging=True, logging_level="WARNING", log_to_driver=False)
-        except Exception as e:  # noqa: BLE001 - Ray raises many types for a failed start
-            raise ExperimentError(f"could not start a local Ray in {session.temp_dir}: {e}; the experiment folder "
-                                  "exists now, so retry with --resume") from None
+        for attempt in range(1, LOCAL_RAY_ATTEMPTS + 1):
+            session.temp_dir = tempfile.mkdtemp(prefix="ltray-ray-", dir=os.environ.get("LTRAY_RAY_TMPDIR", "/tmp"))
+            session.watchdog = Watchdog(session.temp_dir)  # before Ray starts: a driver killed in ray.init leaves nothing
+            try:
+                ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+                         dashboard_host="127.0.0.1", namespace=NAMESPACE, _temp_dir=session.temp_dir,
+                         runtime_env=env, configure_logging=True, logging_level="WARNING", log_to_driver=False)
+                break
+            except Exception as e:  # noqa: BLE001 - Ray raises many types for a failed start
+                if attempt < LOCAL_RAY_ATTEMPTS and local_start_timed_out(e):
+                    session.watchdog.close()  # what had started of this attempt goes, with its temp dir
+                    continue
+                raise ExperimentError(f"could not start a local Ray in {session.temp_dir}: {e}; the experiment "
+                                      "folder exists now, so retry with --resume") from None
         pause_point("ray_started")  # tests: Ray's own SIGTERM handler is in place, as during ray.init
     return session
 
