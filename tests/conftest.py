@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 
 RUN_TMPDIR = "LTRAY_TEST_TMPDIR"
-# Test files, slowest first (`pytest --durations=0`, summed per file; 2026-12-03): under
+# Test files, slowest first (`pytest --durations=0`, summed per file; 2026-12-04): under
 # pytest-xdist (`make test-fast`, `make test`, both with --no-loadscope-reorder) each file is one
 # unit handed out in this order, so no long one starts last. Only an order: a file not listed runs
 # after these. The Ray tests (marked `ray`) and the Ray-free ones run in separate pytest runs.
-RAY_FILES_SLOWEST_FIRST = ["test_signals.py", "test_metrics.py", "test_autoscaling.py",
-                           "test_sweep_e2e.py", "test_ray_jobs.py", "test_faults.py", "test_exit_paths.py",
-                           "test_trackers.py", "test_multinode.py", "test_plugin_sweeps.py", "test_migration.py",
-                           "test_local_ray.py"]
+RAY_FILES_SLOWEST_FIRST = ["test_signals.py", "test_sweep_e2e.py", "test_metrics.py", "test_autoscaling.py",
+                           "test_ray_jobs.py", "test_faults.py", "test_multinode.py", "test_trackers.py",
+                           "test_plugin_sweeps.py", "test_migration.py", "test_exit_paths.py", "test_local_ray.py"]
 FAST_FILES_SLOWEST_FIRST = ["test_training.py", "test_cli.py", "test_analysis.py", "test_plugins.py",
                             "test_models.py", "test_bad_inputs.py", "test_migration.py", "test_packaging.py",
                             "test_base_install.py", "test_status.py", "test_data.py", "test_readme.py",
