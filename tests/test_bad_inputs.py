@@ -462,6 +462,18 @@ def test_bad_run(case, tmp_path, capsys, no_ray):
     assert snapshot(tmp_path) == before
 
 
+def test_a_gpu_the_local_ray_would_not_find_is_one_line(tmp_path, capsys, monkeypatch, no_ray):
+    """Without --num-gpus the count is Ray's own detection, as ray.init would make it (here: no
+    GPU visible, whatever the machine has)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    path = write_sweep(tmp_path, lambda d: d.update(resources={"default": {"gpu": 0.5}}))
+    assert sweep_main([str(path), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"error: {path}: resources.default.gpu: a lenet trial asks for gpu=0.5 but the local "
+                           "Ray has 0 GPU(s), so it would never start; lower it, or run on a cluster with --address")
+    assert not (tmp_path / "store").exists()
+
+
 def test_half_written_folder_is_removed(tmp_path, monkeypatch, no_ray):
     """A failed write (full disk) while creating the folder leaves nothing that blocks a retry."""
     from ltray.errors import ExperimentError
