@@ -121,7 +121,9 @@ def _reports(exp: Path) -> list[dict]:
 def test_both_workers_are_launched_in_one_step_from_the_pending_trials(autoscaled):
     head, _, _ = autoscaled
     log = _monitor_log(head)
-    assert [int(n) for n in LAUNCH.findall(log)] == [2]  # one step, both nodes (launch_multiple)
+    # one step, both nodes (launch_multiple); the autoscaler's own account when it is not
+    assert [int(n) for n in LAUNCH.findall(log)] == [2], "\n".join(
+        line for line in log.splitlines() if "Launching" in line or "Terminating" in line or "idle" in line)[-6000:]
     # what the autoscaler saw pending just before it: the placement groups of ltray's two trials
     before = log[:LAUNCH.search(log).start()].rsplit("Pending Demands:", 1)[1]
     assert [(ast.literal_eval(b), int(n)) for b, n in PENDING_PG.findall(before)] == [(SHARE, 2)], before
