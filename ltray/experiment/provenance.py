@@ -54,19 +54,21 @@ def provenance() -> dict:
 def torch_build() -> tuple[str | None, str | None]:
     """(torch.__version__, torch.version.cuda) of the installed torch, (None, None) without one:
     the constants of torch/version.py, or torch's own answer where that file cannot be read."""
-    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
-        return None, None
-    constants = {} if "torch" in sys.modules else torch_version_file()
-    if not isinstance(constants.get("__version__"), str):
-        import torch
-
-        return torch.__version__, torch.version.cuda
-    return constants["__version__"], constants.get("cuda")
+    torch = sys.modules.get("torch")
+    if torch is None:
+        constants = torch_version_file()
+        if isinstance(constants.get("__version__"), str):
+            return constants["__version__"], constants.get("cuda")
+        try:
+            import torch
+        except ImportError:
+            return None, None
+    return torch.__version__, torch.version.cuda
 
 
 def torch_version_file() -> dict:
     """The constants that torch/version.py assigns (its build generates that file), read without
-    running it; {} where it cannot be read."""
+    running it; {} where it cannot be read (or torch is not installed)."""
     try:
         (package,) = importlib.util.find_spec("torch").submodule_search_locations or ()
         body = ast.parse(Path(package, "version.py").read_text()).body
