@@ -1,9 +1,10 @@
 """Processes by pid and start time (a pid can be reused): what a driver started, and whether it is
-gone, read from /proc."""
+gone, read from /proc; and a driver's stdout read up to the line where it waits."""
 
 from __future__ import annotations
 
 import time
+import subprocess
 from pathlib import Path
 
 
@@ -58,3 +59,13 @@ def cmdlines(procs) -> str:
         except OSError:
             pass
     return "\n".join(out)
+
+
+def wait_for_line(driver: subprocess.Popen, text: str) -> list[str]:
+    """Read the driver's stdout up to the line `text` (the driver waits there; no timing involved)."""
+    seen = []
+    for line in driver.stdout:
+        seen.append(line)
+        if line.strip() == text:
+            return seen
+    raise AssertionError(f"the driver ended before {text!r}: {''.join(seen)[-2000:]}{driver.stderr.read()[-3000:]}")

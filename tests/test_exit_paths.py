@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ltray.sweep.signals import StopSignals, Stopped
-from tests.process_helpers import alive, cmdlines, descendants, wait_until_gone
+from tests.process_helpers import alive, cmdlines, descendants, wait_for_line, wait_until_gone
 from tests.sweep_helpers import short_tmpdir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,16 +44,6 @@ def start_driver(tmp_path: Path, sweep: dict, pause_at: str | None = None) -> tu
     driver = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     return driver, ray_parent
-
-
-def wait_for_line(driver: subprocess.Popen, text: str) -> list[str]:
-    """Read the driver's stdout up to the line `text` (the driver waits there; no timing involved)."""
-    seen = []
-    for line in driver.stdout:
-        seen.append(line)
-        if line.strip() == text:
-            return seen
-    raise AssertionError(f"the driver ended before {text!r}: {''.join(seen)[-2000:]}{driver.stderr.read()[-3000:]}")
 
 
 def one_line(err: str) -> str:

@@ -33,7 +33,7 @@ from ltray.experiment.schemas import ROUNDS
 from ltray.experiment.tables import read_table
 from ltray.orchestration.plan import build_plan
 from ltray.storage import open_storage
-from tests.process_helpers import cmdlines, comm, descendants, proc_stat, wait_until_gone
+from tests.process_helpers import cmdlines, comm, descendants, proc_stat, wait_for_line, wait_until_gone
 from tests.s3_server import make_bucket, s3_server
 from tests.sweep_helpers import SMALL, TINY_SWEEP, short_tmpdir, tiny_sweep, vote_consensus
 from tests.waiting import wait_for
@@ -203,12 +203,7 @@ def test_drivers_stopped_three_ways_and_resumed_on_a_bucket_lose_nothing(bucket,
     # 4. the last --resume finishes; a SIGTERM after its summary
     last, last_tmp = _driver(cmd + ["--resume"], pause_at="summary")
     try:
-        shown = []
-        for line in last.stdout:  # up to the line that says it waits there (no timing involved)
-            shown.append(line)
-            if line.strip() == "paused at summary":
-                break
-        assert last.poll() is None, "".join(shown)[-3000:] + last.stderr.read()[-3000:]
+        shown = wait_for_line(last, "paused at summary")
         maps = Path(f"/proc/{last.pid}/maps").read_text()  # what the driver loaded in a whole run
         code, _, err = _stopped(last, signal.SIGTERM, last_tmp)
     finally:
