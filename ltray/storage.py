@@ -12,7 +12,7 @@ import os
 import posixpath
 from abc import ABC, abstractmethod
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse, urlunparse
 
 from ltray.errors import ConfigError, ExperimentError
 from ltray.fileio import atomic_write_bytes, is_unfinished_write
@@ -206,7 +206,7 @@ class ObjectStorage(Storage):
             self.fs, self.base = filesystem, base
             return
         try:
-            self.fs, self.base = fs.FileSystem.from_uri(self.uri)
+            self.fs, self.base = fs.FileSystem.from_uri(filesystem_uri(self.uri))
         except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
             raise ConfigError(f"storage {uri}: cannot open ({e})") from None
 
@@ -286,6 +286,18 @@ class ObjectStorage(Storage):
     def tune_filesystem(self) -> tuple[object, str]:
         """(pyarrow filesystem, path) for Tune's RunConfig(storage_filesystem=..., storage_path=...)."""
         return self.fs, self.base
+
+
+def filesystem_uri(uri: str) -> str:
+    """The URI pyarrow opens for `uri`: on S3, with delayed opens, so that a file smaller than a
+    multipart chunk (every file ltray writes but large masks) is one PutObject request, where
+    pyarrow's default is three (create, upload part, complete a multipart upload). A write that
+    fails still fails when the file is closed, inside `write_bytes`. A user's own setting wins."""
+    parts = urlparse(uri)
+    if parts.scheme != "s3" or "allow_delayed_open" in parse_qs(parts.query):
+        return uri
+    query = "&".join(q for q in (parts.query, "allow_delayed_open=true") if q)
+    return urlunparse(parts._replace(query=query))
 
 
 def is_uri(location: str) -> bool:

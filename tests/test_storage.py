@@ -14,7 +14,8 @@ import pytest
 
 from ltray.errors import ConfigError
 from ltray.experiment.journal import MAX_SEGMENTS, Journal
-from ltray.storage import LocalStorage, ObjectStorage, StorageError, open_storage, resolve_location
+from ltray.storage import (LocalStorage, ObjectStorage, StorageError, filesystem_uri, open_storage,
+                           resolve_location)
 from tests.s3_server import make_bucket, s3_server
 
 
@@ -69,6 +70,32 @@ def test_object_storage_pickles_for_other_processes(endpoint):
     storage.write_text("f", "1")
     again = pickle.loads(pickle.dumps(storage))
     assert isinstance(again, ObjectStorage) and again.read_text("f") == "1"
+
+
+def test_a_small_object_is_one_put_and_a_large_one_still_whole(endpoint):
+    """S3 ETags tell the two apart: a multipart upload's ends in `-<parts>`, a PutObject's is the
+    MD5 of the bytes. ltray's small files (and Tune's, on the same filesystem) are one request."""
+    import hashlib
+
+    import boto3
+
+    storage = open_storage("s3://ltray-test/puts")
+    small, large = b"{}" * 100, os.urandom(12 * 2**20)  # larger than pyarrow's 10 MiB part
+    storage.write_bytes("small.json", small)
+    storage.write_bytes("large.bin", large)
+    fs, base = storage.tune_filesystem()
+    with fs.open_output_stream(f"{base}/tune.json") as f:
+        f.write(small)
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+
+    def etag(rel: str) -> str:
+        return s3.head_object(Bucket="ltray-test", Key=f"puts/{rel}")["ETag"].strip('"')
+
+    assert etag("small.json") == etag("tune.json") == hashlib.md5(small).hexdigest()
+    assert etag("large.bin").endswith("-2") and storage.read_bytes("large.bin") == large
+    # a user's own setting is kept
+    assert "allow_delayed_open=false" in filesystem_uri("s3://b/p?allow_delayed_open=false")
+    assert filesystem_uri("gs://b/p") == "gs://b/p"
 
 
 def test_locations(tmp_path, monkeypatch):
