@@ -32,18 +32,20 @@ demo: setup
 	$(BIN)/ltray analysis experiments/demo
 
 # `make test-fast`: the Ray-free tests (core, formats, plan, analysis, checks), CPU-bound, in
-# TEST_JOBS processes. `make test`: those, then the Ray end-to-end tests (marked `ray`), whose
-# time is the CPU of starting processes (Ray's, drivers', trial workers'), in RAY_TEST_JOBS processes. Each test file runs in one process
-# (its module fixtures run once); tests/conftest.py hands out the slowest files first.
-TEST_JOBS ?= 2
-RAY_TEST_JOBS ?= 3
-PYTEST := RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q --dist loadfile
+# FAST_JOBS processes. `make test`: every test but the SLURM ones, Ray's end-to-end tests (marked
+# `ray`, whose time is the CPU of starting processes: Ray's, drivers', trial workers') and the
+# Ray-free ones in one run of TEST_JOBS processes, so that the Ray-free tests fill the cores while
+# a Ray test waits. Each test file runs in one process (its module fixtures run once);
+# tests/conftest.py hands out the slowest files first.
+FAST_JOBS ?= 2
+TEST_JOBS ?= 3
+PYTEST := RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q --dist loadfile --no-loadscope-reorder
 
-test: test-fast
-	$(PYTEST) -m "ray and not slurm" -n $(RAY_TEST_JOBS) --no-loadscope-reorder
+test: setup
+	$(PYTEST) -m "not slurm" -n $(TEST_JOBS)
 
 test-fast: setup
-	$(PYTEST) -m "not ray and not slurm" -n $(TEST_JOBS) --no-loadscope-reorder
+	$(PYTEST) -m "not ray and not slurm" -n $(FAST_JOBS)
 
 # the batch script of `ltray slurm` on a private one-node SLURM (root; Debian's slurm-wlm and munge;
 # about 5 minutes); .ci/run runs it after `make test`

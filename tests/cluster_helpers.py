@@ -150,10 +150,11 @@ class HeadNode:
 
 
 def start_head(prefix: str, *args: str, port: int | None = None, env: dict | None = None,
-               timeout: float = 120) -> HeadNode:
-    """`ray start --head` with free ports and a private temp dir, as the leader of a new session."""
+               timeout: float = 120, temp_dir: str | None = None) -> HeadNode:
+    """`ray start --head` with free ports and a private temp dir (`temp_dir`, else a short one this
+    process removes when it ends), as the leader of a new session."""
     low, high = free_port_range()
-    head = HeadNode(temp_dir=short_tmpdir(prefix), port=port or free_port(), dashboard_port=free_port(),
+    head = HeadNode(temp_dir=temp_dir or short_tmpdir(prefix), port=port or free_port(), dashboard_port=free_port(),
                     metrics_port=free_port(), env=cluster_env(env))
     cmd = [str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(head.port),
            "--temp-dir", head.temp_dir, "--dashboard-host", "127.0.0.1", "--dashboard-port", str(head.dashboard_port),

@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 
 RUN_TMPDIR = "LTRAY_TEST_TMPDIR"
-# Test files, slowest first (`pytest --durations=0`, summed per file; 2026-12-04): under
-# pytest-xdist (`make test-fast`, `make test`, both with --no-loadscope-reorder) each file is one
-# unit handed out in this order, so no long one starts last. Only an order: a file not listed runs
-# after these. The Ray tests (marked `ray`) and the Ray-free ones run in separate pytest runs.
-RAY_FILES_SLOWEST_FIRST = ["test_signals.py", "test_sweep_e2e.py", "test_metrics.py", "test_autoscaling.py",
-                           "test_ray_jobs.py", "test_faults.py", "test_multinode.py", "test_trackers.py",
-                           "test_plugin_sweeps.py", "test_migration.py", "test_exit_paths.py", "test_local_ray.py"]
-FAST_FILES_SLOWEST_FIRST = ["test_training.py", "test_cli.py", "test_analysis.py", "test_plugins.py",
-                            "test_models.py", "test_bad_inputs.py", "test_migration.py", "test_packaging.py",
-                            "test_base_install.py", "test_status.py", "test_data.py", "test_readme.py",
-                            "test_storage.py", "test_cluster_check.py"]
+# Test files, slowest first (`pytest --durations=0`, summed per file, under `make test`; 2026-12-04):
+# under pytest-xdist (`make test`, `make test-fast`, both with --no-loadscope-reorder) each file is
+# one unit handed out in this order, so no long one starts last. Only an order: a file not listed
+# runs after these.
+FILES_SLOWEST_FIRST = ["test_signals.py", "test_metrics.py", "test_sweep_e2e.py", "test_ray_jobs.py",
+                       "test_faults.py", "test_autoscaling.py", "test_trackers.py", "test_multinode.py",
+                       "test_plugin_sweeps.py", "test_training.py", "test_migration.py", "test_cli.py",
+                       "test_analysis.py", "test_local_ray.py", "test_plugins.py", "test_models.py",
+                       "test_exit_paths.py", "test_packaging.py", "test_bad_inputs.py", "test_base_install.py",
+                       "test_readme.py", "test_data.py", "test_status.py", "test_storage.py",
+                       "test_cluster_check.py"]
 
 _owner = RUN_TMPDIR not in os.environ  # the run's first process (xdist's controller) makes and removes it
 if _owner:
@@ -51,25 +51,19 @@ os.environ.pop("LTRAY_STORAGE", None)  # tests say where their experiments go
 
 
 @pytest.fixture(scope="module")
-def module_ray():
-    """One private local Ray in this process for a module's in-process sweeps (starting one costs
-    about 7 CPU-seconds of Ray's own processes), with 2 CPUs and a GPU resource that has no CUDA
-    behind it (sweeps that ask for no GPU never see it)."""
-    from tests.sweep_helpers import local_ray
+def shared_ray():
+    """This process joined, for a module's in-process sweeps, to the run's shared cluster
+    (tests/shared_head.py): 8 CPUs and a GPU resource that has no CUDA behind it (sweeps that ask
+    for no GPU never see it). Yields the cluster's HeadNode."""
+    from tests.shared_head import joined
 
-    with local_ray(num_gpus=1):
-        yield
+    with joined() as head:
+        yield head
 
 
 def pytest_collection_modifyitems(config, items):
-    ranks = {kind: {name: i for i, name in enumerate(files)}
-             for kind, files in (("ray", RAY_FILES_SLOWEST_FIRST), ("fast", FAST_FILES_SLOWEST_FIRST))}
-
-    def rank(item) -> int:
-        order = ranks["ray" if item.get_closest_marker("ray") else "fast"]
-        return order.get(Path(item.fspath).name, len(order))
-
-    items.sort(key=rank)  # stable: the order within a file is kept
+    rank = {name: i for i, name in enumerate(FILES_SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(item.fspath).name, len(rank)))  # stable: a file keeps its order
 
 
 def pytest_unconfigure(config):
@@ -77,4 +71,7 @@ def pytest_unconfigure(config):
 
     remove_short_tmpdirs()  # this process's Ray temp dirs outside the run's folder
     if _owner:
+        from tests.shared_head import stop_shared_head
+
+        stop_shared_head()  # whichever process started it (tests/shared_head.py)
         shutil.rmtree(os.environ[RUN_TMPDIR], ignore_errors=True)

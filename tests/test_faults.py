@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -22,26 +21,11 @@ from ltray.experiment.journal import Journal
 from ltray.storage import LocalStorage
 from ltray.masks import load_mask
 from ltray.orchestration.plan import build_plan
+from tests.shared_head import job_actor_pids
 from tests.sweep_helpers import (ONE_AT_A_TIME, SMALL, TINY_SWEEP, assert_complete_and_unique, run_sweep_here,
                                  source_masks, tiny_sweep, tune_trial_dirs, vote_consensus)
 
 pytestmark = pytest.mark.ray
-
-
-def _children(pid: int) -> list[tuple[int, str]]:
-    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
-    rows = []
-    for line in out.splitlines():
-        p, pp, args = line.strip().split(None, 2)
-        if int(pp) == pid:
-            rows.append((int(p), args))
-    return rows
-
-
-def _trial_worker_pids() -> list[int]:
-    """Workers running a trial of the Ray instance this test process started (found by parent pid)."""
-    raylets = [p for p, args in _children(os.getpid()) if "raylet" in args.split()[0]]
-    return [p for r in raylets for p, args in _children(r) if "ImplicitFunc" in args or "run_trial" in args]
 
 
 def _assert_consensus_exact(exp: Path, plan) -> None:
@@ -70,7 +54,7 @@ def _direct_masks(plan, tmp: Path) -> dict[str, list[dict]]:
         torch.set_num_threads(threads)
 
 
-def test_killed_worker_and_actor_lose_nothing(module_ray, tmp_path):
+def test_killed_worker_and_actor_lose_nothing(shared_ray, tmp_path):
     import ray
 
     from ltray.sweep.actor import get_actor
@@ -87,7 +71,7 @@ def test_killed_worker_and_actor_lose_nothing(module_ray, tmp_path):
             bespoke_done = len(list(exp.glob("trials/bespoke-*/done.json")))
             started = list(exp.glob("trials/bespoke-*/results.json"))
             if killed["worker"] is None and started and bespoke_done < len(plan.trajectories):
-                pids = _trial_worker_pids()
+                pids = job_actor_pids("ImplicitFunc")  # this sweep's trials on the shared cluster
                 if pids:
                     os.kill(pids[0], signal.SIGKILL)
                     killed["worker"] = pids[0]
@@ -113,7 +97,7 @@ def test_killed_worker_and_actor_lose_nothing(module_ray, tmp_path):
             assert all(np.array_equal(got[n], want[n]) for n in want), (tid, r)
 
 
-def test_full_disk_stops_with_one_line_and_a_readable_folder(module_ray, tmp_path, monkeypatch, capsys):
+def test_full_disk_stops_with_one_line_and_a_readable_folder(shared_ray, tmp_path, monkeypatch, capsys):
     import errno
 
     from ltray import fileio
@@ -136,7 +120,7 @@ def test_full_disk_stops_with_one_line_and_a_readable_folder(module_ray, tmp_pat
         fileio.atomic_write_bytes(path, data)
 
     monkeypatch.setattr(storage, "atomic_write_bytes", filling_disk)
-    assert main([str(sweep_file), "-q"]) == 2  # on the module's Ray
+    assert main([str(sweep_file), "-q"]) == 2  # on the shared cluster
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0]
     assert "Traceback" not in "\n".join(err)

@@ -143,7 +143,7 @@ def test_a_newer_format_is_refused_with_one_line(old):
 
 
 @pytest.mark.ray
-def test_a_migrated_sweep_finishes_without_retraining(old):
+def test_a_migrated_sweep_finishes_without_retraining(old, shared_ray):
     from tests.sweep_helpers import assert_complete_and_unique, run_sweep_here
 
     folder, sweep_file = old

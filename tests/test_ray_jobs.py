@@ -16,7 +16,8 @@ import yaml
 
 from ltray.experiment import layout
 from ltray.sweep.actor import actor_name
-from tests.cluster_helpers import ROOT, start_head
+from tests.cluster_helpers import ROOT
+from tests.shared_head import shared_head
 from tests.example_plugin import EXAMPLE, KINDS, SWEEP, check_analysis, check_results
 from tests.waiting import wait_for
 
@@ -34,11 +35,7 @@ TUNE_OUTPUT = ("Trial status", "Number of trials", "Trial name", "│", "+--", "
 
 @pytest.fixture(scope="module")
 def head():
-    h = start_head("ltj-", "--num-cpus", "2", "--num-gpus", "0")
-    try:
-        yield h
-    finally:
-        h.stop()
+    return shared_head()  # the jobs' ids and experiment folders are their own
 
 
 def _job_copies(head) -> list[Path]:
@@ -119,4 +116,7 @@ def test_no_consensus_actor_outlives_the_job(head, stored_job):
                          raise_on_missing_output=False)
     ours = [a for a in actors if a.name == actor_name(str(exp))]
     assert len(ours) == 1 and ours[0].state == "DEAD", actors  # it existed, and was killed at the end
-    assert [a for a in actors if a.state != "DEAD"] == []
+    # nothing of the job's is left alive (other test files' sweeps may run on the shared cluster)
+    alive = list_actors(address=head.dashboard, filters=[("job_id", "=", ours[0].job_id), ("state", "!=", "DEAD")],
+                        raise_on_missing_output=False)
+    assert alive == [], alive

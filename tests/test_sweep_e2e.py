@@ -20,7 +20,7 @@ pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, module_ray):
+def finished(tmp_path_factory, shared_ray):
     sweep = tiny_sweep(tmp_path_factory.mktemp("exp"))
     plan = build_plan(sweep)
     return run_sweep_here(plan), plan
@@ -130,7 +130,7 @@ def test_status_reads_the_finished_experiment(finished, capsys):
     assert f"{len(plan.trajectories)}/{len(plan.trajectories)}" in out
 
 
-def test_damage_is_listed_then_repaired_by_resume(finished, module_ray, tmp_path, capsys):
+def test_damage_is_listed_then_repaired_by_resume(finished, shared_ray, tmp_path, capsys):
     """Each kind of damage in one folder: `status --verify` lists it, --resume repairs it, and the
     result equals the undamaged experiment (masks bit-identical, every table row once)."""
     import shutil
@@ -206,7 +206,7 @@ def test_damage_is_listed_then_repaired_by_resume(finished, module_ray, tmp_path
     assert not pd.read_csv(copy / "rounds.csv").duplicated(key).any()
 
 
-def test_a_gpu_share_without_usable_cuda_fails_with_one_line(module_ray, tmp_path, capsys):
+def test_a_gpu_share_without_usable_cuda_fails_with_one_line(shared_ray, tmp_path, capsys):
     """A trial that holds a GPU share on a node where torch cannot use CUDA fails (instead of
     training on the CPU), and the run says why in one line; nothing is trained."""
     import yaml
@@ -220,7 +220,7 @@ def test_a_gpu_share_without_usable_cuda_fails_with_one_line(module_ray, tmp_pat
     path = tmp_path / "gpu.yaml"
     path.write_text(yaml.safe_dump(sweep))
     capsys.readouterr()
-    assert main([str(path), "-q"]) == 1  # on the module's Ray: a GPU resource, no CUDA
+    assert main([str(path), "-q"]) == 1  # on the shared cluster: a GPU resource, no CUDA
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "1 trial(s) failed" in err[0], err
     assert "holds gpu=0.5 but torch cannot use CUDA" in err[0] and "needs an NVIDIA driver >=" in err[0], err

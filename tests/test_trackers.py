@@ -12,7 +12,8 @@ from ltray.errors import ConfigError
 from ltray.orchestration.plan import build_plan
 from ltray.sweep.trackers import check_trackers, trial_tags
 from ltray.sweep.tune_io import RunSettings, trial_config
-from tests.sweep_helpers import ONE_AT_A_TIME, TINY_SWEEP, local_ray, run_sweep_here, tiny_sweep
+from tests.shared_head import joined
+from tests.sweep_helpers import ONE_AT_A_TIME, TINY_SWEEP, run_sweep_here, tiny_sweep
 
 pytestmark = pytest.mark.ray
 
@@ -30,15 +31,16 @@ TRACKED = dict(
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     env = pytest.MonkeyPatch()
-    env.setenv("WANDB_MODE", "offline")
-    env.setenv("WANDB_SILENT", "true")
+    offline = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    for name, value in offline.items():
+        env.setenv(name, value)
     for name in ("MLFLOW_TRACKING_URI", "WANDB_PROJECT", "MLFLOW_ALLOW_FILE_STORE",
                  "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"):
         env.delenv(name, raising=False)  # restored afterwards, whatever the sweep set
     sweep = tiny_sweep(tmp_path_factory.mktemp("exp"), **TRACKED)
     plan = build_plan(sweep)
     try:
-        with local_ray():
+        with joined(env_vars=offline):  # W&B's actors run on the cluster's workers
             exp = run_sweep_here(plan)
     finally:
         env.undo()
