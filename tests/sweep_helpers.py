@@ -1,11 +1,8 @@
-"""Shared pieces of the end-to-end sweep tests: a tiny real sweep, a private local Ray, and
+"""Shared pieces of the end-to-end sweep tests: a tiny real sweep, and
 readers that check an experiment folder from its files alone."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,22 +68,6 @@ def run_sweep_here(plan, resume: bool = False, **kw) -> Path:
     result = run_sweep(plan, storage, resume=resume, verbose=0, **kw)
     assert not result.problems, result.problems
     return Path(location.experiment)
-
-
-@contextlib.contextmanager
-def local_ray(num_cpus: int = 2, num_gpus: int = 0):
-    """A private local Ray in this process for the block; then stopped, and its temp dir removed."""
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    temp_dir = short_tmpdir("ltt-")
-    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, namespace="ltray",
-             _temp_dir=temp_dir, logging_level="WARNING", log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def rounds_table(exp: Path) -> pd.DataFrame:
