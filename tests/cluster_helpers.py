@@ -175,3 +175,18 @@ def start_head(prefix: str, *args: str, port: int | None = None, env: dict | Non
         head.stop()
         raise RuntimeError(f"ray start failed ({proc.returncode}):\n{out[-3000:]}")
     return head
+
+
+def live_trial_pids(dashboard: str, job_ids: set[str]) -> list[int]:
+    """Processes of the live Tune trials of these jobs on the cluster behind `dashboard`. A trial is
+    an actor of Tune's function trainable, whose class Ray names `ImplicitFunc` or (seen from a
+    process's second `ray.init`) `wrap_function.<locals>.ImplicitFunc`."""
+    from ray.util.state import list_actors
+
+    pids = []
+    for job in sorted(job_ids):
+        actors = list_actors(address=dashboard, filters=[("state", "=", "ALIVE"), ("job_id", "=", job)], detail=True,
+                             limit=10_000, raise_on_missing_output=False)
+        pids += [a.pid for a in actors if a.pid and a.class_name.rsplit(".", 1)[-1] == "ImplicitFunc"]
+    return pids
+

@@ -23,7 +23,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tests.cluster_helpers import HeadNode, start_head
+from tests.cluster_helpers import HeadNode, live_trial_pids, start_head
 from tests.temp_dirs import SYSTEM_TMPDIR
 
 # the tests' sweeps take 1 CPU a trial, at most 2 at once, from up to 3 test processes side by
@@ -77,12 +77,9 @@ def joined(env_vars: dict | None = None):
         ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
-def job_actor_pids(class_name: str) -> list[int]:
-    """Processes of this driver's job's live actors of a class (Tune's trials are `ImplicitFunc`)."""
+def job_trial_pids() -> list[int]:
+    """Processes of this driver's job's live Tune trials on the shared cluster (other tests' private
+    clusters may be running on this machine too, so the address is explicit)."""
     import ray
-    from ray.util.state import list_actors
 
-    job = ray.get_runtime_context().get_job_id()
-    actors = list_actors(filters=[("class_name", "=", class_name), ("state", "=", "ALIVE"), ("job_id", "=", job)],
-                         detail=True, raise_on_missing_output=False)
-    return [a.pid for a in actors if a.pid]
+    return live_trial_pids(shared_head().dashboard, {ray.get_runtime_context().get_job_id()})

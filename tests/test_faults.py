@@ -21,7 +21,7 @@ from ltray.experiment.journal import Journal
 from ltray.storage import LocalStorage
 from ltray.masks import load_mask
 from ltray.orchestration.plan import build_plan
-from tests.shared_head import job_actor_pids
+from tests.shared_head import job_trial_pids
 from tests.sweep_helpers import (ONE_AT_A_TIME, SMALL, TINY_SWEEP, assert_complete_and_unique, run_sweep_here,
                                  source_masks, tiny_sweep, tune_trial_dirs, vote_consensus)
 
@@ -71,7 +71,7 @@ def test_killed_worker_and_actor_lose_nothing(shared_ray, tmp_path):
             bespoke_done = len(list(exp.glob("trials/bespoke-*/done.json")))
             started = list(exp.glob("trials/bespoke-*/results.json"))
             if killed["worker"] is None and started and bespoke_done < len(plan.trajectories):
-                pids = job_actor_pids("ImplicitFunc")  # this sweep's trials on the shared cluster
+                pids = job_trial_pids()  # this sweep's trials on the shared cluster
                 if pids:
                     os.kill(pids[0], signal.SIGKILL)
                     killed["worker"] = pids[0]

@@ -27,7 +27,7 @@ from ltray.experiment import layout
 from ltray.masks import load_mask, sparsity
 from ltray.orchestration.load import parse_sweep
 from ltray.orchestration.plan import build_plan
-from tests.cluster_helpers import ROOT, start_head
+from tests.cluster_helpers import ROOT, live_trial_pids, start_head
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.ray
@@ -95,13 +95,11 @@ def _stopped(pid: int) -> bool:
 
 def trial_pids(head, driver_pid: int) -> set[int]:
     """Processes running the trials of the driver `driver_pid` (its job's Tune trainable actors)."""
-    from ray.util.state import list_actors, list_jobs
+    from ray.util.state import list_jobs
 
     jobs = {j.job_id for j in list_jobs(address=head.dashboard, raise_on_missing_output=False)
             if j.driver_info is not None and int(j.driver_info.pid) == driver_pid}
-    actors = list_actors(address=head.dashboard, filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")],
-                         detail=True, raise_on_missing_output=False)
-    return {a.pid for a in actors if a.job_id in jobs}
+    return set(live_trial_pids(head.dashboard, jobs))
 
 
 def _resume(paused: dict) -> None:
