@@ -165,8 +165,12 @@ line adds starting and stopping Ray, the consensus actor, the trial's worker pro
 writing the tables and summary, a fixed cost per sweep rather than per trial.
 Goal: <= {100 * GOAL:.0f}% per trial (the third line). In seconds, a trial inside Tune took
 {med['tune']['trial'] - med['direct']['wall']:+.2f} s more than directly. Both clocks include torch's one-time import of
-`torch._dynamo` when the process builds its first optimizer (about 2 s of CPU here), so on this small trajectory
-the percentage is of a denominator that is mostly that import; the difference in seconds is the number to read.
+`torch._dynamo` when the process builds its first optimizer, so on this small trajectory much of the denominator
+is that import; the difference in seconds is the number to read. A trial's worker imports what trains (torch,
+`ltray.training`) when it loads the trainable, as Tune creates the trial, before the trial's clock starts
+(`ltray/sweep/trainable.py`; the driver never imports torch). With those imports inside the trial's function
+instead, this benchmark read +1.19 s, +94.9% per trial (2026-12-04, Intel Xeon, 2 cores): a cost of the worker's
+start, which the direct run does not time either, counted on the trial's clock.
 
 The machine's {os.cpu_count()} cores were {busy['direct']:.1f} busy on average (all processes, /proc/stat) during the direct runs and
 {busy['tune']:.1f} during the Tune runs. Inside a round the trial runs the same code with the same single torch thread as the

@@ -225,3 +225,24 @@ def test_a_gpu_share_without_usable_cuda_fails_with_one_line(shared_ray, tmp_pat
     assert len(err) == 1 and "1 trial(s) failed" in err[0], err
     assert "holds gpu=0.5 but torch cannot use CUDA" in err[0] and "needs an NVIDIA driver >=" in err[0], err
     assert not list((tmp_path / "gpu" / "masks").rglob("*.ltmask"))
+
+
+def test_a_trial_worker_loads_what_trains_with_the_trainable(shared_ray):
+    """A Ray worker that loads the trainable (as a trial's does when Tune creates the trial, before
+    the trial's clock starts) imports torch then; a driver that imports it does not (test_signals
+    reads a whole run's driver memory map)."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def load_trainable() -> tuple[bool, bool, bool]:
+        import sys
+
+        from ltray.sweep.ray_compat import in_ray_worker
+
+        before = "torch" in sys.modules
+        import ltray.sweep.trainable  # noqa: F401
+
+        return in_ray_worker(), before, "torch" in sys.modules
+
+    fresh = {"env_vars": {"LTRAY_TEST_PROBE": "1"}}  # a worker of its own, which nothing has used
+    assert ray.get(load_trainable.options(runtime_env=fresh).remote()) == (True, False, True)

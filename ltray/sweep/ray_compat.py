@@ -47,6 +47,14 @@ def tune_settings(max_pending_trials: int, *, legacy_output: bool, tracker_logge
     return process_env(values, keep_existing=frozenset({"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"}))
 
 
+def in_ray_worker() -> bool:
+    """Whether this process is one of Ray's workers (running a task or an actor), not a driver."""
+    import ray
+    from ray._private import worker
+
+    return worker.global_worker.mode == ray.WORKER_MODE
+
+
 @contextlib.contextmanager
 def driver_signal_handlers() -> Iterator[None]:
     """While this process starts or joins Ray: no C++ failure-signal handler in the driver. Ray's

@@ -5,8 +5,10 @@ experiment's storage) and reported to Tune as scalars; nothing Tune checkpoints 
 resume: a restarted trial continues from its own resume state. A failure is recorded in the
 trial's error.json from the exception itself, in one line, before Tune sees it.
 
-The driver imports this module to hand Tune the trainable; what trains (torch) is imported in the
-trial's worker, when the trial starts.
+The driver imports this module to hand Tune the trainable, and must not load torch; a trial's
+worker imports it when it creates the trial, before the trial's clock (Tune's `time_total_s`)
+starts, and imports what trains (torch) then, so that the clock counts the trial's work and not
+its imports (as a direct `run_trajectory` timed after its imports does).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from ltray.experiment.records import TrialRecord
 from ltray.plugins import PluginError
 from ltray.storage import open_storage
 from ltray.sweep import metrics
+from ltray.sweep.ray_compat import in_ray_worker
 from ltray.sweep.tune_io import read_trial_config, reported_metrics
+
+if in_ray_worker():  # a trial's worker, loading the trainable: what trains is needed next
+    import ltray.orchestration.trial_work  # noqa: F401
+    import ltray.training.device  # noqa: F401
 
 
 def run_trial(config: dict) -> None:
