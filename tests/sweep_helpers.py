@@ -91,8 +91,8 @@ def assert_complete_and_unique(exp: Path, plan) -> pd.DataFrame:
     for t in plan.trajectories:
         assert sorted(rounds[rounds.trial_id == t.trial_id]["round"]) == list(range(plan.sweep.rounds))
     followups = rounds[rounds.kind != "bespoke"]
-    assert len(followups) == plan.max_followups()
-    assert followups.trial_id.is_unique
+    assert len(followups) == plan.max_followups(), (len(followups), plan.max_followups(), sorted(followups.trial_id))
+    assert followups.trial_id.is_unique, sorted(followups.trial_id)
     return rounds
 
 

@@ -14,31 +14,11 @@ from ltray.masks import layer_jaccard, load_mask, save_mask
 from ltray.orchestration.aggregator import ConsensusAggregator as _Aggregator
 from ltray.orchestration.plan import build_plan
 
+from tests.mask_helpers import LENET, fake_masks
 from tests.sweep_helpers import tiny_sweep, vote_consensus
 
 def ConsensusAggregator(exp, plan):  # noqa: N802 - reads like the class it builds
     return _Aggregator(LocalStorage(exp), plan)
-
-
-LENET = {"conv1.weight": (6, 1, 3, 3), "conv2.weight": (16, 6, 3, 3), "fc1.weight": (120, 400),
-         "fc2.weight": (84, 120), "fc3.weight": (10, 84)}
-
-
-def fake_masks(exp, plan, rounds, out_classes=None):
-    """Nested random masks per trajectory (round r keeps 0.8^r); messages in arrival order."""
-    msgs = []
-    for i, t in enumerate(plan.trajectories):
-        rng = np.random.default_rng(i)
-        shapes = dict(LENET)
-        key = (t.labels.task, t.labels.technique)
-        if out_classes and key in out_classes:
-            shapes["fc3.weight"] = (out_classes[key], 84)
-        scores = {n: rng.random(s) for n, s in shapes.items()}
-        for r in range(rounds):
-            rel = layout.trajectory_mask(t.trial_id, r)
-            save_mask(exp / rel, {n: s < 0.8**r for n, s in scores.items()})
-            msgs.append((t.trial_id, r, rel))
-    return sorted(msgs, key=lambda m: m[1])
 
 
 @pytest.fixture

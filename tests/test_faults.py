@@ -21,6 +21,7 @@ from ltray.experiment.journal import Journal
 from ltray.storage import LocalStorage
 from ltray.masks import load_mask
 from ltray.orchestration.plan import build_plan
+from tests.mask_helpers import fake_masks
 from tests.shared_head import job_trial_pids
 from tests.sweep_helpers import (ONE_AT_A_TIME, SMALL, TINY_SWEEP, assert_complete_and_unique, run_sweep_here,
                                  source_masks, tiny_sweep, tune_trial_dirs, vote_consensus)
@@ -95,6 +96,44 @@ def test_killed_worker_and_actor_lose_nothing(shared_ray, tmp_path):
         for r, want in enumerate(masks):
             got = load_mask(exp / layout.trajectory_mask(tid, r))
             assert all(np.array_equal(got[n], want[n]) for n in want), (tid, r)
+
+
+def test_the_sweep_ends_only_after_the_actor_counted_every_grid_mask(shared_ray, tmp_path):
+    """After an actor restart Ray retries the callback's add_mask calls in no particular order, so
+    the searcher's last poll can overtake them. Here none of them arrives at all: the searcher's
+    polls alone carry the grid's masks, and the sweep does not end before every follow-up is out."""
+    import ray
+    from ray.tune.search import Searcher
+
+    from ltray.sweep.actor import start_actor
+    from ltray.sweep.searcher import SweepSearcher
+    from ltray.sweep.tune_io import RunSettings
+
+    plan = build_plan(tiny_sweep(tmp_path / "exp", **SMALL))
+    exp = tmp_path / "exp" / "tiny"
+    masks = fake_masks(exp, plan, plan.sweep.rounds)
+    actor = start_actor(str(exp), plan.sweep)
+    try:
+        settings = RunSettings(experiment_uri=str(exp), experiment="tiny", data_root=str(tmp_path), download=False)
+        searcher = SweepSearcher(settings, plan.trajectories, done=set(), poll_interval_s=0)
+        for n, t in enumerate(plan.trajectories):  # each grid trial runs, reports its rounds and ends
+            assert searcher.suggest(f"grid{n}")["trial_id"] == t.trial_id
+            for tid, r, path in masks:
+                if tid == t.trial_id:
+                    searcher.on_trial_result(f"grid{n}", {"round": r, "kind": "bespoke", "mask_path": path})
+            searcher.on_trial_complete(f"grid{n}")
+        launched, deadline = [], time.monotonic() + 120
+        while (config := searcher.suggest(f"followup{len(launched)}")) is not Searcher.FINISHED:
+            assert time.monotonic() < deadline, f"the searcher neither finished nor launched: {launched}"
+            if config is None:  # the actor's answer to the searcher's poll is on its way
+                if searcher._ref is not None:
+                    ray.wait([searcher._ref], timeout=10)
+                continue
+            launched.append(config["trial_id"])
+            searcher.on_trial_complete(f"followup{len(launched) - 1}")
+        assert len(launched) == len(set(launched)) == plan.max_followups(), launched
+    finally:
+        ray.kill(actor)
 
 
 def test_full_disk_stops_with_one_line_and_a_readable_folder(shared_ray, tmp_path, monkeypatch, capsys):

@@ -38,7 +38,10 @@ class ConsensusActor:
     def add_masks(self, items: list[tuple[str, int, str]]) -> list[str]:
         return [g for item in items for g in self.add_mask(*item)]
 
-    def ready_followups(self) -> list[TrialSpec]:
+    def ready_followups(self, masks: list[tuple[str, int, str]] = ()) -> list[TrialSpec]:
+        """The follow-ups ready now, counting `masks` (the searcher's, which an `add_mask` retried
+        after a restart may not have delivered yet) first."""
+        self.add_masks(list(masks))
         return self.agg.ready_followups()
 
     def status(self) -> ConsensusStatus:

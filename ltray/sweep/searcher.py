@@ -4,6 +4,12 @@ follow-up trials (pret-a-porter tickets and baselines) into the same running exp
 It never blocks Tune's event loop: the actor is polled with a fire-and-forget call whose reply is
 picked up by `ray.wait(timeout=0)` on a later `suggest`. Trials already finished on disk are never
 emitted, so a resumed sweep neither retrains nor relaunches anything.
+
+The sweep ends when every grid trial has ended and the actor has answered a poll sent after the
+last one did. That answer must count every mask of the grid: the callback's `add_mask` calls are
+not enough, since Ray retries them after an actor restart in no particular order (a poll can
+overtake them). So each poll carries the masks of the grid trials that ended since the last answer
+(registering one twice is a no-op), and the answer is computed after them.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ class SweepSearcher(Searcher):
         self._ref_epoch = -1
         self._seen_epoch = -1
         self._last_poll = 0.0
+        self._masks: dict[str, list[tuple[str, int, str]]] = {}  # running grid trial -> its masks so far
+        self._unconfirmed: list[tuple[str, int, str]] = []  # ended grid trials' masks, for the next poll
+        self._in_flight: list[tuple[str, int, str]] = []  # ... and those the outstanding poll carries
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True
@@ -57,10 +66,16 @@ class SweepSearcher(Searcher):
         self._send_poll()
         return None
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        tid = self.live.get(trial_id)
+        if tid in self.grid_open and result.get("mask_path") and "round" in result:
+            self._masks.setdefault(tid, []).append((tid, int(result["round"]), str(result["mask_path"])))
+
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         tid = self.live.pop(trial_id, None)
         if tid in self.grid_open:
             self.grid_open.discard(tid)
+            self._unconfirmed += self._masks.pop(tid, [])
             self._epoch += 1
         elif tid is not None and not error:
             self.followups_done += 1
@@ -79,6 +94,7 @@ class SweepSearcher(Searcher):
                 self.queued.add(spec.trial_id)
         self._seen_epoch = self._ref_epoch
         self._ref = None
+        self._in_flight = []
 
     def _send_poll(self) -> None:
         if self._ref is not None:
@@ -87,7 +103,8 @@ class SweepSearcher(Searcher):
         if due or self._seen_epoch != self._epoch:
             if self._actor is None:
                 self._actor = get_actor(self.settings.experiment_uri)
-            self._ref = self._actor.ready_followups.remote()
+            self._in_flight, self._unconfirmed = self._in_flight + self._unconfirmed, []
+            self._ref = self._actor.ready_followups.remote(self._in_flight)
             self._ref_epoch = self._epoch
             self._last_poll = time.monotonic()
 
