@@ -114,12 +114,15 @@ def check_complete(exp: Path, rounds: int) -> pd.DataFrame:
 
 
 def training_spans(exp: Path, table: pd.DataFrame) -> pd.DataFrame:
-    """Per trial, from the start of round 0's training to its last mask (file times, in seconds)."""
+    """Per trial, from the start of round 0's training to the end of its last round (file times, in
+    seconds): a round's mask is written as the round starts, and its `seconds` run from just before
+    that write to the round's end, so the span is the trial's training, give or take one file write
+    (a span that began at round 0's mask minus its seconds began a whole round early)."""
     spans = {}
     for trial, rows in table.groupby("trial_id"):
         rows = rows.sort_values("round")
         first, last = (exp / rows["mask_path"].iloc[0]), (exp / rows["mask_path"].iloc[-1])
-        spans[trial] = {"start": first.stat().st_mtime - rows["seconds"].iloc[0], "end": last.stat().st_mtime}
+        spans[trial] = {"start": first.stat().st_mtime, "end": last.stat().st_mtime + rows["seconds"].iloc[-1]}
     return pd.DataFrame.from_dict(spans, orient="index")
 
 
