@@ -118,7 +118,8 @@ def test_signalled_run_requeues_and_resumes_with_nothing_retrained(slurm, tmp_pa
 
     job = finished(slurm, job_id)  # releases the requeue hold
     log = job_log(tmp_path, job_id)
-    assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", log[-3000:]
+    assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", (  # SLURM's account too, when it failed
+        f"{job}\n{log[-3000:]}\nslurmd.log: {slurm.log('slurmd.log')}")
     assert "requeue 1 of at most 2" in log and f"job {job_id} run 2" in log
     assert log.count("interrupted; the experiment folder") == 1  # the sweep's one line at exit 143
     assert_complete_and_unique(exp, plan)  # every round and follow-up exactly once
