@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,19 @@ def write_job(tmp_path: Path, overrides: dict, *flags: str) -> tuple[Path, Path,
 
 
 def finished(slurm, job_id: int, timeout_s: float = 400) -> dict:
+    """Wait for the job to end, releasing a requeue hold (SLURM's is about 2 minutes) early. Not
+    at once: slurmd refuses to launch ("already killed") a run whose credential dates from the
+    same second as its record of the last run's end, so the hold is released 3 s after the job
+    was first seen held."""
+    held_since = None
+
     def done():
+        nonlocal held_since
         job = slurm.job(job_id)
         if job["JobState"] == "PENDING" and job.get("Reason") == "BeginTime":
-            slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")  # skip the requeue hold
+            held_since = held_since or time.monotonic()
+            if time.monotonic() - held_since >= 3:
+                slurm.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
         return job if job["JobState"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL") else None
 
     return wait_for(done, timeout_s, f"job {job_id} to end", interval_s=1)
