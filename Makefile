@@ -48,7 +48,7 @@ test-fast: setup
 	$(PYTEST) -m "not ray and not slurm" -n $(FAST_JOBS)
 
 # the batch script of `ltray slurm` on a private one-node SLURM (root; Debian's slurm-wlm and munge;
-# about 5 minutes); .ci/run runs it after `make test`
+# 2 to 12 minutes, see README); .ci/run runs it after `make test`
 test-slurm: setup
 	$(PYTEST) -m slurm
 
