@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-RUN_TMPDIR = "LTRAY_TEST_TMPDIR"
+from tests.temp_dirs import RUN_TMPDIR, SYSTEM_TMPDIR
+
 # Test files, slowest first (`pytest --durations=0`, summed per file, under `make test`; 2026-12-04):
 # under pytest-xdist (`make test`, `make test-fast`, both with --no-loadscope-reorder) each file is
 # one unit handed out in this order, so no long one starts last. Only an order: a file not listed
@@ -28,7 +29,7 @@ FILES_SLOWEST_FIRST = ["test_signals.py", "test_metrics.py", "test_sweep_e2e.py"
 
 _owner = RUN_TMPDIR not in os.environ  # the run's first process (xdist's controller) makes and removes it
 if _owner:
-    os.environ["LTRAY_TEST_SYSTEM_TMPDIR"] = tempfile.gettempdir()  # tests/temp_dirs.py
+    os.environ[SYSTEM_TMPDIR] = tempfile.gettempdir()  # tests/temp_dirs.py
     # short, directly in the system temp dir: Ray's socket paths under it are capped at 107 bytes
     os.environ[RUN_TMPDIR] = tempfile.mkdtemp(prefix="ltt.")
 os.environ["TMPDIR"] = os.environ[RUN_TMPDIR]

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from tests.cluster_helpers import HeadNode, live_trial_pids, start_head
-from tests.temp_dirs import SYSTEM_TMPDIR
+from tests.temp_dirs import RUN_TMPDIR, SYSTEM_TMPDIR
 
 # the tests' sweeps take 1 CPU a trial, at most 2 at once, from up to 3 test processes side by
 # side; one GPU (no CUDA behind it) for the test of a GPU share that torch cannot use
@@ -32,7 +32,7 @@ RESOURCES = ("--num-cpus", "8", "--num-gpus", "1")
 
 
 def _state() -> Path:
-    return Path(os.environ["LTRAY_TEST_TMPDIR"]) / "shared-head.json"
+    return Path(os.environ[RUN_TMPDIR]) / "shared-head.json"
 
 
 def shared_head() -> HeadNode:

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 
+RUN_TMPDIR = "LTRAY_TEST_TMPDIR"  # set by conftest: the run's own temp folder
 SYSTEM_TMPDIR = "LTRAY_TEST_SYSTEM_TMPDIR"  # set by conftest: the temp dir before the run's own folder
 _short_dirs: list[str] = []
 

@@ -41,7 +41,7 @@ class ConsensusActor:
     def ready_followups(self, masks: list[tuple[str, int, str]] = ()) -> list[TrialSpec]:
         """The follow-ups ready now, counting `masks` (the searcher's, which an `add_mask` retried
         after a restart may not have delivered yet) first."""
-        self.add_masks(list(masks))
+        self.add_masks(masks)
         return self.agg.ready_followups()
 
     def status(self) -> ConsensusStatus:
